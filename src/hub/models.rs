@@ -1,0 +1,168 @@
+//! The parts of JupyterHub's REST models the culler reads.
+//!
+//! Fields are optional wherever the token's scopes may hide them: with the
+//! documented culler scopes `created`, `server`, `pending` and `groups` are
+//! absent, and the decisions must still be right.
+
+use super::time::Timestamp;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// One user as listed by `GET /users`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct User {
+    /// The user's name, used (percent-encoded) in every URL about them.
+    pub name: String,
+    /// Admins can be spared with `--cull-admin-users=false`.
+    #[serde(default)]
+    pub admin: bool,
+    /// The user's latest activity (`read:users:activity`).
+    #[serde(default)]
+    pub last_activity: Option<Timestamp>,
+    /// When the user was created (only with `read:users`).
+    #[serde(default)]
+    pub created: Option<Timestamp>,
+    /// Active servers by name ("" is the default server), with `read:servers`.
+    /// `None` means we cannot see them: such a user is never deleted.
+    #[serde(default)]
+    pub servers: Option<BTreeMap<String, Server>>,
+    /// Pre-0.9 hubs: URL of the running default server, when `servers` is absent.
+    #[serde(default)]
+    pub server: Option<String>,
+    /// Pre-0.9 hubs: pending action on the default server.
+    #[serde(default)]
+    pub pending: Option<String>,
+    /// Group names (only with `read:users:groups`); kept for policy rules.
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
+}
+
+/// One server of a user.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct Server {
+    /// The server's name, "" for the default server.
+    #[serde(default)]
+    pub name: String,
+    /// Whether the server has finished starting. Absent on very old hubs,
+    /// where a URL meant ready.
+    #[serde(default)]
+    pub ready: Option<bool>,
+    /// A transition under way ("spawn", "stop", "check"): never cull then.
+    #[serde(default)]
+    pub pending: Option<String>,
+    /// When the server started; the age for `--max-age`, and the idle
+    /// fallback when it has no activity yet.
+    #[serde(default)]
+    pub started: Option<Timestamp>,
+    /// The server's latest activity.
+    #[serde(default)]
+    pub last_activity: Option<Timestamp>,
+    /// Where the server is proxied; readiness signal on pre-0.9 hubs.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The spawner's options (KubeSpawner's `{"profile": ...}`), for policy rules.
+    #[serde(default)]
+    pub user_options: Option<serde_json::Value>,
+}
+
+impl User {
+    /// The user's servers as the culler sees them, or `None` when the token
+    /// cannot see servers at all (then nothing about them is known).
+    ///
+    /// Pre-0.9 hubs only describe the default server through `server` and
+    /// `pending`; that is turned into a one-entry map, as upstream does.
+    pub fn visible_servers(&self) -> Option<BTreeMap<String, Server>> {
+        if let Some(servers) = &self.servers {
+            return Some(servers.clone());
+        }
+        let url = self.server.as_ref()?;
+        let legacy = Server {
+            name: String::new(),
+            ready: None,
+            pending: self.pending.clone(),
+            started: None,
+            last_activity: self.last_activity,
+            url: Some(url.clone()),
+            user_options: None,
+        };
+        Some(BTreeMap::from([(String::new(), legacy)]))
+    }
+}
+
+/// `_pagination` of a paginated list (JupyterHub >= 2.0).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Pagination {
+    /// The offset of this page.
+    pub offset: u64,
+    /// The page size the hub actually used (it caps what we ask for).
+    pub limit: u64,
+    /// How many users match the query before the in-memory `ready` filter.
+    pub total: u64,
+}
+
+/// A page of users in either of the shapes hubs send.
+#[derive(Clone, Debug, PartialEq)]
+pub enum UserList {
+    /// JupyterHub >= 2.0 with the pagination `Accept` header.
+    Page {
+        /// The users of this page (may be fewer than `limit` with `state=ready`).
+        items: Vec<User>,
+        /// Where this page sits in the whole list.
+        pagination: Pagination,
+    },
+    /// Pre-2.0 hubs: every user at once, in a plain JSON list.
+    Everything(Vec<User>),
+}
+
+#[derive(Deserialize)]
+struct PageBody {
+    items: Vec<User>,
+    #[serde(rename = "_pagination")]
+    pagination: Pagination,
+}
+
+impl UserList {
+    /// Reads a `GET /users` body, telling the two shapes apart by their first
+    /// character so that errors name the real problem in either shape.
+    pub fn from_json(body: &[u8]) -> Result<Self, serde_json::Error> {
+        let first = body.iter().find(|b| !b.is_ascii_whitespace());
+        if first == Some(&b'[') {
+            return serde_json::from_slice(body).map(UserList::Everything);
+        }
+        let page: PageBody = serde_json::from_slice(body)?;
+        Ok(UserList::Page {
+            items: page.items,
+            pagination: page.pagination,
+        })
+    }
+
+    /// The users in this response.
+    pub fn users(&self) -> &[User] {
+        match self {
+            UserList::Page { items, .. } => items,
+            UserList::Everything(users) => users,
+        }
+    }
+
+    /// Takes the users out of this response.
+    pub fn into_users(self) -> Vec<User> {
+        match self {
+            UserList::Page { items, .. } => items,
+            UserList::Everything(users) => users,
+        }
+    }
+}
+
+/// `GET /` of the hub API.
+#[derive(Clone, Debug, Deserialize)]
+pub struct VersionInfo {
+    /// The hub's version string.
+    pub version: String,
+}
+
+/// The JSON error body the hub sends with 4xx/5xx answers.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ErrorBody {
+    /// The hub's explanation, e.g. which scope is missing.
+    pub message: String,
+}

@@ -1,0 +1,29 @@
+//! # jupyterhub-idle-culler
+//!
+//! Stops idle JupyterHub servers (and, with `--cull-users`, deletes idle
+//! users) through the hub's REST API: a drop-in for the Python
+//! `jupyterhub-idle-culler` 2.0.0, with the same flags and decisions, that
+//! streams the user list instead of loading it whole.
+//!
+//! ## Layout
+//! - [`cli`]: the command line as typed (structopt lives only there).
+//! - [`settings`]: validated configuration from flags and environment.
+//! - [`logging`]: log set-up and macros (slog lives only there).
+//! - [`hub`]: the typed JupyterHub client and its models.
+//! - [`policy`]: the culling rules, pure functions.
+//! - [`pipeline`]: the actors. A **Scheduler** triggers a **Lister** every
+//!   `--cull-every`; the Lister walks the user pages (last to first, so
+//!   culls never shift a page not yet read) and hands each to the
+//!   **Evaluator**, which judges users with [`policy`] and sends stop and
+//!   delete commands to a pool of **Executors**; a **Supervisor** starts them
+//!   all and restarts any that stop. Every hand-over awaits its answer, so
+//!   memory stays bounded by a page or two, and one semaphore in the hub
+//!   client bounds all requests by `--concurrency`.
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod hub;
+pub mod logging;
+pub mod pipeline;
+pub mod policy;
+pub mod settings;

@@ -1,0 +1,538 @@
+//! The validated configuration the program runs with, built from the raw
+//! command line and the environment. Every problem an operator can make is
+//! caught here, before anything talks to the hub, with a message naming the
+//! flag or variable and what would be right.
+
+use crate::cli::RawArgs;
+use crate::hub::{internal_ssl, ApiToken, HubConfig, TlsError};
+use crate::logging::LogLevel;
+use crate::policy::CullPolicy;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+/// What `--concurrency=0` (upstream: "no limit") becomes: high enough to be
+/// no practical limit, low enough to keep the executor pool small.
+pub const UNLIMITED_CONCURRENCY: usize = 256;
+
+/// Everything the culler needs to run.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How to reach the hub.
+    pub hub: HubConfig,
+    /// What to cull.
+    pub policy: CullPolicy,
+    /// Time between the starts of two passes.
+    pub cull_every: Duration,
+    /// Users per page (`None`: the hub's default).
+    pub api_page_size: Option<u64>,
+    /// Run one pass and exit.
+    pub once: bool,
+    /// How much to log.
+    pub log_level: LogLevel,
+}
+
+/// A command line or environment the culler cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingsError {
+    /// A flag that takes a whole number got something else.
+    NotANumber {
+        /// The flag, e.g. `--timeout`.
+        flag: &'static str,
+        /// What was given.
+        value: String,
+    },
+    /// A flag that takes true/false got something else.
+    NotABool {
+        /// The flag.
+        flag: &'static str,
+        /// What was given.
+        value: String,
+    },
+    /// An environment variable holds an unusable value.
+    BadEnv {
+        /// The variable.
+        name: &'static str,
+        /// What it holds.
+        value: String,
+        /// What it should hold.
+        expected: &'static str,
+    },
+    /// `JUPYTERHUB_API_TOKEN` is unset or empty.
+    MissingToken,
+    /// Neither `--url` nor `JUPYTERHUB_API_URL`.
+    MissingUrl,
+    /// The URL is not one we can use.
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// Why it cannot be used.
+        why: &'static str,
+    },
+    /// `--ssl-enabled` with unusable certificates.
+    Tls(TlsError),
+    /// `--log-level` is not a level.
+    BadLogLevel(String),
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SettingsError::NotANumber { flag, value } => write!(
+                f,
+                "{flag}={value:?} is not a whole number of 0 or more (e.g. {flag}=600)"
+            ),
+            SettingsError::NotABool { flag, value } => write!(
+                f,
+                "{flag}={value:?} is not a boolean; use {flag}=true or {flag}=false"
+            ),
+            SettingsError::BadEnv {
+                name,
+                value,
+                expected,
+            } => {
+                write!(f, "{name}={value:?} is not {expected}")
+            }
+            SettingsError::MissingToken => f.write_str(
+                "JUPYTERHUB_API_TOKEN is not set: the culler needs a hub API token \
+                 (the hub sets it for a managed service; otherwise give the service an api_token)",
+            ),
+            SettingsError::MissingUrl => f.write_str(
+                "no hub URL: pass --url=http://HUB:8081/hub/api or set JUPYTERHUB_API_URL",
+            ),
+            SettingsError::BadUrl { url, why } => write!(f, "--url={url:?}: {why}"),
+            SettingsError::Tls(err) => write!(f, "--ssl-enabled: {err}"),
+            SettingsError::BadLogLevel(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+impl Settings {
+    /// Validates the raw flags against the environment (`env` looks up a
+    /// variable; it is a parameter so tests need not touch the process's).
+    pub fn from_args(
+        raw: &RawArgs,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingsError> {
+        let timeout_secs = number("--timeout", raw.timeout.as_deref())?.unwrap_or(600);
+        let cull_every_secs = match number("--cull-every", raw.cull_every.as_deref())? {
+            Some(secs) if secs > 0 => secs,
+            // Upstream: 0 means half the timeout (and 2.0 crashes on it).
+            _ => (timeout_secs / 2).max(1),
+        };
+        let max_age_secs = number("--max-age", raw.max_age.as_deref())?.filter(|&s| s > 0);
+        let concurrency = match number("--concurrency", raw.concurrency.as_deref())? {
+            None => 10,
+            Some(0) => UNLIMITED_CONCURRENCY,
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        let api_page_size =
+            number("--api-page-size", raw.api_page_size.as_deref())?.filter(|&n| n > 0);
+
+        let policy = CullPolicy {
+            timeout_secs,
+            max_age_secs,
+            cull_default_servers: boolean(
+                "--cull-default-servers",
+                &raw.cull_default_servers,
+                true,
+            )?,
+            cull_named_servers: boolean("--cull-named-servers", &raw.cull_named_servers, true)?,
+            cull_users: boolean("--cull-users", &raw.cull_users, false)?,
+            cull_admin_users: boolean("--cull-admin-users", &raw.cull_admin_users, true)?,
+            remove_named_servers: boolean(
+                "--remove-named-servers",
+                &raw.remove_named_servers,
+                false,
+            )?,
+        };
+
+        let log_level = match &raw.log_level {
+            Some(text) => text.parse().map_err(SettingsError::BadLogLevel)?,
+            None => LogLevel::Info,
+        };
+
+        let url = raw
+            .url
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .or_else(|| env("JUPYTERHUB_API_URL").filter(|u| !u.trim().is_empty()))
+            .ok_or(SettingsError::MissingUrl)?;
+        let base_url = check_url(url.trim())?;
+
+        let token = env("JUPYTERHUB_API_TOKEN")
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .ok_or(SettingsError::MissingToken)?;
+
+        let request_timeout =
+            match env("JUPYTERHUB_REQUEST_TIMEOUT").filter(|v| !v.trim().is_empty()) {
+                None => Duration::from_secs(60),
+                Some(text) => text
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|secs| secs.is_finite() && *secs > 0.0)
+                    .map(Duration::from_secs_f64)
+                    .ok_or(SettingsError::BadEnv {
+                        name: "JUPYTERHUB_REQUEST_TIMEOUT",
+                        value: text,
+                        expected: "a number of seconds above 0",
+                    })?,
+            };
+
+        let tls = if boolean("--ssl-enabled", &raw.ssl_enabled, false)? {
+            let location = raw
+                .internal_certs_location
+                .as_deref()
+                .unwrap_or("internal-ssl");
+            Some(internal_ssl(Path::new(location)).map_err(SettingsError::Tls)?)
+        } else {
+            None
+        };
+
+        Ok(Settings {
+            hub: HubConfig {
+                base_url,
+                token: ApiToken::new(token),
+                request_timeout,
+                concurrency,
+                tls,
+            },
+            policy,
+            cull_every: Duration::from_secs(cull_every_secs),
+            api_page_size,
+            once: raw.once,
+            log_level,
+        })
+    }
+}
+
+/// Reads a whole, non-negative number of a flag, if given.
+fn number(flag: &'static str, value: Option<&str>) -> Result<Option<u64>, SettingsError> {
+    let Some(text) = value else { return Ok(None) };
+    text.trim()
+        .parse::<u64>()
+        .map(Some)
+        .map_err(|_| SettingsError::NotANumber {
+            flag,
+            value: text.to_owned(),
+        })
+}
+
+/// Reads a boolean flag: absent is `default`, bare is true, and the
+/// spellings traitlets and shells use are accepted in any case.
+fn boolean(
+    flag: &'static str,
+    value: &Option<Option<String>>,
+    default: bool,
+) -> Result<bool, SettingsError> {
+    let text = match value {
+        None => return Ok(default),
+        Some(None) => return Ok(true),
+        Some(Some(text)) => text,
+    };
+    match text.trim().to_ascii_lowercase().as_str() {
+        "" | "true" | "t" | "1" | "yes" | "y" | "on" => Ok(true),
+        "false" | "f" | "0" | "no" | "n" | "off" => Ok(false),
+        _ => Err(SettingsError::NotABool {
+            flag,
+            value: text.clone(),
+        }),
+    }
+}
+
+/// Checks the hub URL and drops trailing slashes (we add our own).
+fn check_url(url: &str) -> Result<String, SettingsError> {
+    let bad = |why| SettingsError::BadUrl {
+        url: url.to_owned(),
+        why,
+    };
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("http+unix://") {
+        return Err(bad(
+            "unix-socket hub URLs are not supported yet; give the hub's http:// address",
+        ));
+    }
+    let rest = lower
+        .strip_prefix("http://")
+        .or_else(|| lower.strip_prefix("https://"))
+        .ok_or_else(|| {
+            bad("must start with http:// or https://, e.g. http://127.0.0.1:8081/hub/api")
+        })?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(bad("has no host"));
+    }
+    if url.chars().any(char::is_whitespace) {
+        return Err(bad("contains white space"));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli;
+
+    fn settings(args: &[&str], env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let mut all = vec!["jupyterhub-idle-culler"];
+        all.extend_from_slice(args);
+        let raw = cli::parse(all).expect("the command line parses");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_args(&raw, |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    const HUB: &[(&str, &str)] = &[
+        ("JUPYTERHUB_API_TOKEN", "secret"),
+        ("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api/"),
+    ];
+
+    #[test]
+    fn upstream_defaults() {
+        let s = settings(&[], HUB).unwrap();
+        assert_eq!(s.policy, CullPolicy::default());
+        assert_eq!(s.policy.timeout_secs, 600);
+        assert_eq!(s.cull_every, Duration::from_secs(300));
+        assert_eq!(s.hub.concurrency, 10);
+        assert_eq!(s.api_page_size, None);
+        assert_eq!(s.hub.base_url, "http://127.0.0.1:8081/hub/api");
+        assert_eq!(s.hub.request_timeout, Duration::from_secs(60));
+        assert!(s.hub.tls.is_none());
+        assert!(!s.once);
+    }
+
+    #[test]
+    fn zero_to_jupyterhub_flags_mean_what_they_say() {
+        let s = settings(
+            &[
+                "--url=http://localhost:8081/hub/api",
+                "--timeout=3600",
+                "--cull-every=600",
+                "--concurrency=10",
+                "--cull-users",
+                "--cull-admin-users=false",
+                "--remove-named-servers",
+                "--max-age=86400",
+            ],
+            &[("JUPYTERHUB_API_TOKEN", "t")],
+        )
+        .unwrap();
+        assert_eq!(s.hub.base_url, "http://localhost:8081/hub/api");
+        assert_eq!(s.policy.timeout_secs, 3600);
+        assert_eq!(s.cull_every, Duration::from_secs(600));
+        assert!(s.policy.cull_users);
+        assert!(!s.policy.cull_admin_users);
+        assert!(s.policy.remove_named_servers);
+        assert_eq!(s.policy.max_age_secs, Some(86400));
+    }
+
+    #[test]
+    fn littlest_jupyterhub_flags_with_url_from_env() {
+        let s = settings(
+            &[
+                "--timeout=600",
+                "--cull-every=60",
+                "--concurrency=5",
+                "--max-age=0",
+                "--cull-users",
+                "--remove-named-servers",
+            ],
+            HUB,
+        )
+        .unwrap();
+        assert_eq!(s.cull_every, Duration::from_secs(60));
+        assert_eq!(s.hub.concurrency, 5);
+        assert_eq!(s.policy.max_age_secs, None);
+        assert!(s.policy.cull_users && s.policy.remove_named_servers);
+    }
+
+    #[test]
+    fn boolean_spellings() {
+        for (text, expected) in [
+            ("true", true),
+            ("True", true),
+            ("1", true),
+            ("t", true),
+            ("false", false),
+            ("False", false),
+            ("0", false),
+            ("f", false),
+        ] {
+            let flag = format!("--cull-users={text}");
+            assert_eq!(
+                settings(&[&flag], HUB).unwrap().policy.cull_users,
+                expected,
+                "{flag}"
+            );
+        }
+        let err = settings(&["--cull-users=maybe"], HUB).unwrap_err();
+        assert_eq!(
+            err,
+            SettingsError::NotABool {
+                flag: "--cull-users",
+                value: "maybe".into()
+            }
+        );
+    }
+
+    #[test]
+    fn upstream_2_and_underscore_spellings() {
+        let s = settings(
+            &[
+                "--IdleCuller.timeout=120",
+                "--cull_every=7",
+                "--IdleCuller.cull_users=True",
+            ],
+            HUB,
+        )
+        .unwrap();
+        assert_eq!(s.policy.timeout_secs, 120);
+        assert_eq!(s.cull_every, Duration::from_secs(7));
+        assert!(s.policy.cull_users);
+    }
+
+    #[test]
+    fn cull_every_zero_is_half_the_timeout_and_at_least_a_second() {
+        assert_eq!(
+            settings(&["--timeout=100", "--cull-every=0"], HUB)
+                .unwrap()
+                .cull_every,
+            Duration::from_secs(50)
+        );
+        assert_eq!(
+            settings(&["--timeout=1"], HUB).unwrap().cull_every,
+            Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn bad_numbers_name_the_flag() {
+        for (arg, flag) in [
+            ("--timeout=abc", "--timeout"),
+            ("--timeout=-5", "--timeout"),
+            ("--max-age=1.5", "--max-age"),
+            ("--concurrency=-1", "--concurrency"),
+            ("--api-page-size=x", "--api-page-size"),
+        ] {
+            let err = settings(&[arg], HUB).unwrap_err();
+            assert!(
+                matches!(err, SettingsError::NotANumber { flag: f, .. } if f == flag),
+                "{arg}: {err}"
+            );
+            assert!(err.to_string().starts_with(flag));
+        }
+    }
+
+    #[test]
+    fn concurrency_zero_means_no_practical_limit() {
+        assert_eq!(
+            settings(&["--concurrency=0"], HUB).unwrap().hub.concurrency,
+            UNLIMITED_CONCURRENCY
+        );
+    }
+
+    #[test]
+    fn page_size_zero_is_the_hub_default() {
+        assert_eq!(
+            settings(&["--api-page-size=0"], HUB).unwrap().api_page_size,
+            None
+        );
+        assert_eq!(
+            settings(&["--api-page-size=5"], HUB).unwrap().api_page_size,
+            Some(5)
+        );
+    }
+
+    #[test]
+    fn token_is_required() {
+        assert_eq!(
+            settings(&["--url=http://h/hub/api"], &[]).unwrap_err(),
+            SettingsError::MissingToken
+        );
+        assert_eq!(
+            settings(
+                &["--url=http://h/hub/api"],
+                &[("JUPYTERHUB_API_TOKEN", "  ")]
+            )
+            .unwrap_err(),
+            SettingsError::MissingToken
+        );
+    }
+
+    #[test]
+    fn url_is_required_and_checked() {
+        assert_eq!(
+            settings(&[], &[("JUPYTERHUB_API_TOKEN", "t")]).unwrap_err(),
+            SettingsError::MissingUrl
+        );
+        let env = &[("JUPYTERHUB_API_TOKEN", "t")];
+        assert!(matches!(
+            settings(&["--url=localhost:8081"], env),
+            Err(SettingsError::BadUrl { .. })
+        ));
+        assert!(matches!(
+            settings(&["--url=http+unix://%2Fsock/hub/api"], env),
+            Err(SettingsError::BadUrl { .. })
+        ));
+        assert!(matches!(
+            settings(&["--url=http://"], env),
+            Err(SettingsError::BadUrl { .. })
+        ));
+        assert_eq!(
+            settings(&["--url=https://hub.example.org/hub/api//"], env)
+                .unwrap()
+                .hub
+                .base_url,
+            "https://hub.example.org/hub/api"
+        );
+    }
+
+    #[test]
+    fn request_timeout_from_env() {
+        let mut env = HUB.to_vec();
+        env.push(("JUPYTERHUB_REQUEST_TIMEOUT", "5"));
+        assert_eq!(
+            settings(&[], &env).unwrap().hub.request_timeout,
+            Duration::from_secs(5)
+        );
+        env.pop();
+        env.push(("JUPYTERHUB_REQUEST_TIMEOUT", "soon"));
+        assert!(matches!(
+            settings(&[], &env),
+            Err(SettingsError::BadEnv {
+                name: "JUPYTERHUB_REQUEST_TIMEOUT",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn unreadable_certificates_fail_at_start() {
+        let err = settings(
+            &["--ssl-enabled", "--internal-certs-location=/nonexistent"],
+            HUB,
+        )
+        .unwrap_err();
+        assert!(matches!(err, SettingsError::Tls(_)), "{err}");
+        assert!(err.to_string().contains("/nonexistent/hub-ca/hub-ca.crt"));
+    }
+
+    #[test]
+    fn log_level() {
+        assert_eq!(
+            settings(&["--log-level=DEBUG"], HUB).unwrap().log_level,
+            LogLevel::Debug
+        );
+        assert!(matches!(
+            settings(&["--log-level=loud"], HUB),
+            Err(SettingsError::BadLogLevel(_))
+        ));
+    }
+}
