@@ -28,6 +28,7 @@ fn main() -> ExitCode {
     let log = Log::stderr(settings.log_level);
     let system = actix::System::new();
     system.block_on(async {
+        supervisor::stop_on_signals(&log);
         supervisor::start(&settings, &log);
     });
     match system.run_with_code() {

@@ -200,7 +200,10 @@ mod tests {
         assert_eq!(names, ["alice", "carol@example.org"]);
         let alice = &items[0];
         assert!(alice.created.is_some());
-        assert_eq!(alice.groups.as_deref(), Some(&["instructors".to_owned()][..]));
+        assert_eq!(
+            alice.groups.as_deref(),
+            Some(&["instructors".to_owned()][..])
+        );
         let servers = alice.visible_servers().unwrap();
         assert_eq!(servers.keys().collect::<Vec<_>>(), ["", "gpu"]);
         let gpu = &servers["gpu"];
@@ -218,7 +221,8 @@ mod tests {
         assert!(alice.last_activity.is_some());
         assert_eq!(alice.visible_servers().unwrap().len(), 2);
 
-        let inactive = UserList::from_json(&fixture("users-inactive-minimal-scopes-paginated")).unwrap();
+        let inactive =
+            UserList::from_json(&fixture("users-inactive-minimal-scopes-paginated")).unwrap();
         let dave = &inactive.users()[0];
         assert_eq!(dave.name, "dave");
         assert_eq!(dave.last_activity, None);
@@ -239,7 +243,8 @@ mod tests {
             "users-inactive-culler-scopes-paginated",
             "users-ready-admin-scopes-paginated",
         ] {
-            let list = UserList::from_json(&fixture(name)).unwrap_or_else(|err| panic!("{name}: {err}"));
+            let list =
+                UserList::from_json(&fixture(name)).unwrap_or_else(|err| panic!("{name}: {err}"));
             assert!(matches!(list, UserList::Page { .. }), "{name}");
         }
     }

@@ -11,7 +11,7 @@ use super::executor::{Executor, ExecutorPool};
 use super::lister::Lister;
 use super::scheduler::Scheduler;
 use crate::hub::HubClient;
-use crate::logging::{info, Log};
+use crate::logging::{info, warning, Log};
 use crate::settings::Settings;
 use actix::prelude::*;
 
@@ -73,5 +73,35 @@ pub fn start(settings: &Settings, log: &Log) -> Pipeline {
         lister,
         evaluator,
         executors,
+    }
+}
+
+/// Stops the program (exit code 0) on SIGINT or SIGTERM.
+///
+/// Installing handlers matters even though both signals end a process by
+/// default: a process started in the background by a shell inherits SIGINT
+/// *ignored*, and JupyterHub stops its managed services with SIGINT, so
+/// without a handler the hub waits its whole `interrupt_timeout` for us.
+pub fn stop_on_signals(log: &Log) {
+    use actix_rt::signal::unix::{signal, SignalKind};
+    for (kind, name) in [
+        (SignalKind::interrupt(), "SIGINT"),
+        (SignalKind::terminate(), "SIGTERM"),
+    ] {
+        match signal(kind) {
+            Ok(mut stream) => {
+                let log = log.clone();
+                actix_rt::spawn(async move {
+                    if stream.recv().await.is_some() {
+                        info!(log, "Received {name}; stopping");
+                        System::current().stop_with_code(0);
+                    }
+                });
+            }
+            Err(err) => warning!(
+                log,
+                "Cannot handle {name} ({err}); it will end the culler abruptly"
+            ),
+        }
     }
 }

@@ -1,0 +1,8 @@
+//! All integration tests in one binary (one link, shared helpers).
+//!
+//! `support` holds the reusable pieces: the in-process fake hub, the real
+//! JupyterHub launcher and the helper that runs the culler binary.
+
+mod pipeline;
+mod real_hub;
+mod support;

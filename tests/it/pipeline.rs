@@ -1,0 +1,992 @@
+//! The culler binary end to end against the in-process fake hub.
+//!
+//! Each test builds a hub whose timestamps are relative to now (idle = last
+//! active 2 h ago with `--timeout=3600`, busy = 1 min ago), runs one `--once`
+//! pass (or a background culler, waited for through the hub's condition
+//! variable) and asserts exactly what its name says. Nothing sleeps.
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use crate::support::culler::{Culler, CullerOutput};
+use crate::support::fake_hub::{
+    ago, FakeHub, FakeServer, FakeUser, Fault, HubConfig, RequestKind, Target,
+};
+
+const TOKEN: &str = "culler-test-token";
+const TIMEOUT_1H: &str = "--timeout=3600";
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn hours(n: u64) -> Duration {
+    Duration::from_secs(n * 3600)
+}
+
+fn millis(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A hub that requires [`TOKEN`].
+fn start(config: HubConfig) -> FakeHub {
+    FakeHub::start(config.token(TOKEN))
+}
+
+/// One `--once` pass against `hub` with the right token.
+fn once(hub: &FakeHub) -> Culler {
+    Culler::against(hub.url(), TOKEN).arg("--once")
+}
+
+/// A default server idle for 2 h.
+fn idle_server() -> FakeServer {
+    FakeServer::default_server().idle_for(hours(2))
+}
+
+/// A default server used a minute ago.
+fn busy_server() -> FakeServer {
+    FakeServer::default_server().idle_for(secs(60))
+}
+
+/// A user idle for 2 h with an idle default server.
+fn idle_user(name: &str) -> FakeUser {
+    FakeUser::new(name).idle_for(hours(2)).server(idle_server())
+}
+
+/// A user active a minute ago with a busy default server.
+fn busy_user(name: &str) -> FakeUser {
+    FakeUser::new(name).idle_for(secs(60)).server(busy_server())
+}
+
+/// A user with no server, last active 2 h ago.
+fn gone_user(name: &str) -> FakeUser {
+    FakeUser::new(name).idle_for(hours(2))
+}
+
+fn names<I, S>(items: I) -> BTreeSet<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    items.into_iter().map(|s| s.as_ref().to_owned()).collect()
+}
+
+fn pairs(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    items
+        .iter()
+        .map(|(u, s)| (u.to_string(), s.to_string()))
+        .collect()
+}
+
+fn stopped(hub: &FakeHub) -> BTreeSet<(String, String)> {
+    hub.stopped_servers().into_iter().collect()
+}
+
+fn deleted(hub: &FakeHub) -> BTreeSet<String> {
+    hub.deleted_users().into_iter().collect()
+}
+
+fn deletes_text(hub: &FakeHub) -> String {
+    hub.deletes()
+        .iter()
+        .map(|d| format!("  {} {} {:?} -> {}", d.method, d.raw_path, d.body, d.status))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The lines logged at error level or above (slog-term's `ERRO`/`CRIT`) or
+/// written as `error:` by the command-line front end.
+fn error_lines(out: &CullerOutput) -> Vec<String> {
+    out.stderr_lines()
+        .into_iter()
+        .filter(|l| l.contains(" ERRO ") || l.contains(" CRIT ") || l.contains("error:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+// ---------------------------------------------------------------- concurrency
+
+#[test]
+fn concurrency_3_is_never_exceeded_and_is_reached() {
+    let hub = start(
+        HubConfig::new()
+            .latency(millis(20))
+            .users((0..60).map(|i| idle_user(&format!("user{i:02}")))),
+    );
+    let out = once(&hub).args([TIMEOUT_1H, "--concurrency=3"]).run();
+    out.assert_success();
+    let state = hub.state();
+    assert_eq!(state.stopped_servers().len(), 60, "{out}");
+    assert!(state.users().all(|u| !u.is_active()), "{out}");
+    assert!(
+        state.max_in_flight <= 3,
+        "{} requests in flight with --concurrency=3",
+        state.max_in_flight
+    );
+    assert_eq!(
+        state.max_in_flight, 3,
+        "never 3 requests in flight: the culler does not parallelise"
+    );
+}
+
+#[test]
+fn concurrency_1_never_has_two_requests_in_flight() {
+    let hub = start(
+        HubConfig::new()
+            .latency(millis(10))
+            .users((0..20).map(|i| idle_user(&format!("user{i:02}")))),
+    );
+    let out = once(&hub).args([TIMEOUT_1H, "--concurrency=1"]).run();
+    out.assert_success();
+    let state = hub.state();
+    assert_eq!(state.stopped_servers().len(), 20, "{out}");
+    assert_eq!(state.max_in_flight, 1, "{out}");
+}
+
+#[test]
+fn concurrency_bound_covers_list_pages_and_user_deletions() {
+    let hub = start(
+        HubConfig::new()
+            .latency(millis(10))
+            .users((0..30).map(|i| idle_user(&format!("busy-then-idle{i:02}"))))
+            .users((0..20).map(|i| gone_user(&format!("gone{i:02}")))),
+    );
+    let out = once(&hub)
+        .args([
+            TIMEOUT_1H,
+            "--concurrency=4",
+            "--cull-users",
+            "--api-page-size=5",
+        ])
+        .run();
+    out.assert_success();
+    let state = hub.state();
+    assert_eq!(state.deleted_users().len(), 50, "{out}");
+    assert_eq!(state.user_names(), Vec::<String>::new(), "{out}");
+    assert!(
+        state.max_in_flight <= 4,
+        "{} requests in flight with --concurrency=4",
+        state.max_in_flight
+    );
+}
+
+// ----------------------------------------------------------------- pagination
+
+#[test]
+fn pagination_culls_exactly_the_idle_users_although_offsets_shift() {
+    // 30 users in id order, 7 of them busy, spread over the pages: stopping
+    // servers drops users out of state=ready and shifts every later page, so
+    // walking forward while culling would skip users.
+    let busy = [2usize, 5, 9, 14, 18, 23, 29];
+    let mut config = HubConfig::new();
+    let mut idle = Vec::new();
+    for i in 0..30 {
+        let name = format!("u{i:02}");
+        if busy.contains(&i) {
+            config = config.user(busy_user(&name));
+        } else {
+            idle.push(name.clone());
+            config = config.user(idle_user(&name));
+        }
+    }
+    assert_eq!(idle.len(), 23);
+    let hub = start(config);
+    let out = once(&hub).args([TIMEOUT_1H, "--api-page-size=5"]).run();
+    out.assert_success();
+    let expected: BTreeSet<(String, String)> =
+        idle.iter().map(|n| (n.clone(), String::new())).collect();
+    assert_eq!(stopped(&hub), expected, "{out}");
+    assert_eq!(
+        hub.deletes().len(),
+        23,
+        "each idle server stopped exactly once:\n{}",
+        deletes_text(&hub)
+    );
+    for i in busy {
+        assert_eq!(hub.active_servers(&format!("u{i:02}")), vec![String::new()]);
+    }
+    let lists = hub.lists();
+    assert!(lists.iter().all(|l| l.limit == 5), "pages: {lists:?}");
+}
+
+#[test]
+fn pagination_short_pages_from_the_ready_filter_do_not_end_the_walk() {
+    // Every other user's only server is still spawning: active (so counted in
+    // offsets and `total`) but dropped by the in-memory ready filter, so each
+    // page of 4 holds only 2 users while more pages follow.
+    let mut config = HubConfig::new();
+    let mut expected = BTreeSet::new();
+    for i in 0..20 {
+        let name = format!("u{i:02}");
+        if i % 2 == 0 {
+            let spawning = FakeServer::default_server()
+                .idle_for(hours(2))
+                .pending(Some("spawn"));
+            config = config.user(FakeUser::new(&name).idle_for(hours(2)).server(spawning));
+        } else {
+            expected.insert((name.clone(), String::new()));
+            config = config.user(idle_user(&name));
+        }
+    }
+    let hub = start(config);
+    let out = once(&hub).args([TIMEOUT_1H, "--api-page-size=4"]).run();
+    out.assert_success();
+    assert_eq!(stopped(&hub), expected, "{out}");
+}
+
+#[test]
+fn pagination_uses_offsets_not_the_next_url_built_by_the_hub() {
+    // Behind a proxy the hub's idea of its own URL differs from ours; here it
+    // points at a closed port.
+    let hub = start(
+        HubConfig::new()
+            .next_url_base("http://127.0.0.1:9/hub/api")
+            .users((0..12).map(|i| idle_user(&format!("u{i:02}")))),
+    );
+    let out = once(&hub).args([TIMEOUT_1H, "--api-page-size=5"]).run();
+    out.assert_success();
+    assert_eq!(hub.stopped_servers().len(), 12, "{out}");
+}
+
+#[test]
+fn more_users_than_the_hubs_max_page_are_all_culled() {
+    // Default page sizes (50, max 200): a culler reading a plain list would
+    // silently get only the first 200.
+    let hub = start(HubConfig::new().users((0..450).map(|i| idle_user(&format!("u{i:03}")))));
+    let out = once(&hub).arg(TIMEOUT_1H).run();
+    out.assert_success();
+    assert_eq!(hub.stopped_servers().len(), 450, "{out}");
+}
+
+#[test]
+fn api_page_size_above_the_hubs_max_is_clamped_and_every_user_is_culled() {
+    // The hub answers limit=200 to a request for 500: offsets must follow
+    // what the hub says, not what was asked.
+    let hub = start(HubConfig::new().users((0..450).map(|i| idle_user(&format!("u{i:03}")))));
+    let out = once(&hub).args([TIMEOUT_1H, "--api-page-size=500"]).run();
+    out.assert_success();
+    assert_eq!(hub.stopped_servers().len(), 450, "{out}");
+}
+
+#[test]
+fn inactive_users_on_several_pages_are_all_deleted() {
+    // Deleting users shifts the offsets of state=inactive pages.
+    let hub = start(HubConfig::new().users((0..12).map(|i| gone_user(&format!("g{i:02}")))));
+    let out = once(&hub)
+        .args([TIMEOUT_1H, "--cull-users", "--api-page-size=5"])
+        .run();
+    out.assert_success();
+    assert_eq!(hub.deleted_users().len(), 12, "{out}");
+    assert!(hub.user_names().is_empty(), "{out}");
+}
+
+// ------------------------------------------------------------------ slow stop
+
+#[test]
+fn slow_stop_202_user_is_not_deleted_in_that_pass_but_others_are() {
+    let hub = start(
+        HubConfig::new()
+            .user(idle_user("quick1"))
+            .user(idle_user("slow").slow_stop(true))
+            .user(idle_user("quick2")),
+    );
+    let out = once(&hub).args([TIMEOUT_1H, "--cull-users"]).run();
+    out.assert_success();
+    let deletes = hub.deletes();
+    assert!(
+        deletes.iter().any(|d| d.target
+            == Target::Server {
+                user: "slow".into(),
+                server: String::new()
+            }
+            && d.status == 202),
+        "the slow server was not asked to stop:\n{}",
+        deletes_text(&hub)
+    );
+    assert!(
+        !deletes.iter().any(|d| d.target
+            == Target::User {
+                user: "slow".into()
+            }),
+        "the slow user was deleted in the same pass:\n{}",
+        deletes_text(&hub)
+    );
+    assert!(hub.has_user("slow"));
+    assert_eq!(deleted(&hub), names(["quick1", "quick2"]), "{out}");
+}
+
+// --------------------------------------------------------------- old hubs
+
+#[test]
+fn pre_2_0_hub_answering_plain_lists_is_culled() {
+    let hub = start(
+        HubConfig::new()
+            .version("1.5.0")
+            .user(idle_user("idle1"))
+            .user(busy_user("busy"))
+            .user(idle_user("idle2"))
+            .user(gone_user("gone")),
+    );
+    let out = once(&hub).args([TIMEOUT_1H, "--cull-users"]).run();
+    out.assert_success();
+    assert_eq!(
+        stopped(&hub),
+        pairs(&[("idle1", ""), ("idle2", "")]),
+        "{out}"
+    );
+    assert_eq!(deleted(&hub), names(["gone", "idle1", "idle2"]), "{out}");
+    assert!(hub.lists().iter().all(|l| !l.paginated));
+}
+
+#[test]
+fn pre_1_3_hub_without_state_filter_culler_filters_itself() {
+    // JupyterHub 1.2 ignores `state`: every list holds every user, so the
+    // culler must not delete busy users listed as "inactive", nor stop
+    // servers of users who have none.
+    let hub = start(
+        HubConfig::new()
+            .version("1.2.0")
+            .user(idle_user("idle"))
+            .user(busy_user("busy"))
+            .user(gone_user("gone"))
+            .user(FakeUser::new("fresh").idle_for(secs(60))),
+    );
+    let out = once(&hub).args([TIMEOUT_1H, "--cull-users"]).run();
+    out.assert_success();
+    assert_eq!(stopped(&hub), pairs(&[("idle", "")]), "{out}");
+    assert_eq!(deleted(&hub), names(["gone", "idle"]), "{out}");
+    assert_eq!(hub.active_servers("busy"), vec![String::new()]);
+    assert!(hub.has_user("fresh"));
+}
+
+#[test]
+fn naive_timestamps_from_old_hubs_are_read_as_utc() {
+    // In a zone 14 h ahead of UTC, reading naive times as local would make
+    // the busy server look 14 h idle.
+    let hub = start(
+        HubConfig::new()
+            .version("1.5.0")
+            .naive_timestamps()
+            .user(idle_user("idle"))
+            .user(busy_user("busy")),
+    );
+    let out = once(&hub).arg(TIMEOUT_1H).env("TZ", "XST-14").run();
+    out.assert_success();
+    assert_eq!(stopped(&hub), pairs(&[("idle", "")]), "{out}");
+}
+
+#[test]
+fn minimal_scopes_model_without_created_still_culls_servers() {
+    let hub = start(
+        HubConfig::new()
+            .minimal_scopes()
+            .user(idle_user("idle"))
+            .user(busy_user("busy")),
+    );
+    let out = once(&hub).arg(TIMEOUT_1H).run();
+    out.assert_success();
+    assert_eq!(stopped(&hub), pairs(&[("idle", "")]), "{out}");
+}
+
+// ------------------------------------------------------------------ users
+
+#[test]
+fn cull_users_deletes_idle_users_and_spares_recent_ones() {
+    let hub = start(
+        HubConfig::new()
+            .user(idle_user("idle-with-server"))
+            .user(gone_user("gone"))
+            .user(FakeUser::new("fresh").idle_for(secs(60)))
+            .user(busy_user("busy"))
+            .user(FakeUser::new("never-active-old").created(ago(hours(2))))
+            .user(FakeUser::new("never-active-new")),
+    );
+    let out = once(&hub).args([TIMEOUT_1H, "--cull-users"]).run();
+    out.assert_success();
+    assert_eq!(
+        deleted(&hub),
+        names(["gone", "idle-with-server", "never-active-old"]),
+        "{out}"
+    );
+    assert_eq!(stopped(&hub), pairs(&[("idle-with-server", "")]), "{out}");
+    assert_eq!(
+        hub.user_names(),
+        vec!["fresh", "busy", "never-active-new"],
+        "{out}"
+    );
+}
+
+#[test]
+fn without_cull_users_no_user_is_deleted() {
+    let hub = start(
+        HubConfig::new()
+            .user(idle_user("idle"))
+            .user(gone_user("gone")),
+    );
+    let out = once(&hub).arg(TIMEOUT_1H).run();
+    out.assert_success();
+    assert_eq!(stopped(&hub), pairs(&[("idle", "")]), "{out}");
+    assert!(hub.deleted_users().is_empty(), "{}", deletes_text(&hub));
+    assert_eq!(hub.count(RequestKind::DeleteUser), 0);
+}
+
+#[test]
+fn cull_admin_users_false_spares_admins_even_past_max_age() {
+    let hub = start(
+        HubConfig::new()
+            .user(gone_user("admin-idle").admin(true).created(ago(hours(240))))
+            .user(
+                idle_user("admin-with-server")
+                    .admin(true)
+                    .created(ago(hours(240))),
+            )
+            .user(
+                FakeUser::new("admin-old-busy")
+                    .admin(true)
+                    .created(ago(hours(240)))
+                    .idle_for(secs(60)),
+            )
+            .user(gone_user("plain")),
+    );
+    let out = once(&hub)
+        .args([
+            TIMEOUT_1H,
+            "--cull-users",
+            "--cull-admin-users=false",
+            "--max-age=86400",
+        ])
+        .run();
+    out.assert_success();
+    assert_eq!(deleted(&hub), names(["plain"]), "{out}");
+    assert_eq!(stopped(&hub), pairs(&[("admin-with-server", "")]), "{out}");
+    assert_eq!(
+        hub.user_names(),
+        vec!["admin-idle", "admin-with-server", "admin-old-busy"]
+    );
+}
+
+#[test]
+fn admins_are_deleted_with_cull_users_by_default() {
+    let hub = start(HubConfig::new().user(gone_user("admin").admin(true)));
+    let out = once(&hub).args([TIMEOUT_1H, "--cull-users"]).run();
+    out.assert_success();
+    assert_eq!(deleted(&hub), names(["admin"]), "{out}");
+}
+
+// ------------------------------------------------------------ named servers
+
+fn alice_with_named_server() -> FakeUser {
+    idle_user("alice").server(
+        FakeServer::named("gpu")
+            .idle_for(hours(2))
+            .user_options(serde_json::json!({ "profile": "gpu" })),
+    )
+}
+
+#[test]
+fn named_servers_are_stopped_and_kept_without_remove_named_servers() {
+    let hub = start(HubConfig::new().user(alice_with_named_server()));
+    let out = once(&hub).arg(TIMEOUT_1H).run();
+    out.assert_success();
+    assert_eq!(
+        stopped(&hub),
+        pairs(&[("alice", ""), ("alice", "gpu")]),
+        "{out}"
+    );
+    for d in hub.deletes() {
+        assert!(!d.asks_remove(), "asked to remove: {d:?}");
+    }
+    let state = hub.state();
+    let alice = state.user("alice").expect("alice exists");
+    let gpu = alice.servers.get("gpu").expect("gpu kept");
+    assert!(!gpu.is_active());
+}
+
+#[test]
+fn remove_named_servers_sends_remove_true_for_named_servers_only() {
+    let hub = start(HubConfig::new().user(alice_with_named_server()));
+    let out = once(&hub)
+        .args([TIMEOUT_1H, "--remove-named-servers"])
+        .run();
+    out.assert_success();
+    let deletes = hub.deletes();
+    assert_eq!(deletes.len(), 2, "{}", deletes_text(&hub));
+    for d in &deletes {
+        assert_eq!(d.status, 204, "{d:?}");
+        match &d.target {
+            Target::Server { server, .. } if server == "gpu" => {
+                assert_eq!(d.path, "/users/alice/servers/gpu");
+                assert_eq!(
+                    d.json_body(),
+                    Some(serde_json::json!({ "remove": true })),
+                    "{d:?}"
+                );
+            }
+            Target::Server { server, .. } if server.is_empty() => {
+                assert!(!d.asks_remove(), "{d:?}");
+            }
+            other => panic!("unexpected DELETE {other:?}"),
+        }
+    }
+    let state = hub.state();
+    assert!(!state.user("alice").unwrap().servers.contains_key("gpu"));
+}
+
+#[test]
+fn cull_default_servers_false_stops_only_named_servers_and_keeps_their_users() {
+    let hub = start(
+        HubConfig::new()
+            .user(alice_with_named_server())
+            .user(idle_user("bob")),
+    );
+    let out = once(&hub)
+        .args([TIMEOUT_1H, "--cull-default-servers=false", "--cull-users"])
+        .run();
+    out.assert_success();
+    assert_eq!(stopped(&hub), pairs(&[("alice", "gpu")]), "{out}");
+    assert!(hub.deleted_users().is_empty(), "{}", deletes_text(&hub));
+}
+
+#[test]
+fn cull_named_servers_false_stops_only_default_servers_and_keeps_their_users() {
+    let hub = start(
+        HubConfig::new()
+            .user(alice_with_named_server())
+            .user(idle_user("bob")),
+    );
+    let out = once(&hub)
+        .args([TIMEOUT_1H, "--cull-named-servers=false", "--cull-users"])
+        .run();
+    out.assert_success();
+    assert_eq!(stopped(&hub), pairs(&[("alice", ""), ("bob", "")]), "{out}");
+    assert_eq!(deleted(&hub), names(["bob"]), "{out}");
+}
+
+#[test]
+fn pending_server_of_a_ready_user_is_not_stopped() {
+    let hub = start(
+        HubConfig::new().user(
+            idle_user("alice").server(
+                FakeServer::named("gpu")
+                    .idle_for(hours(2))
+                    .pending(Some("spawn")),
+            ),
+        ),
+    );
+    let out = once(&hub).args([TIMEOUT_1H, "--cull-users"]).run();
+    out.assert_success();
+    assert_eq!(stopped(&hub), pairs(&[("alice", "")]), "{out}");
+    assert!(hub.has_user("alice"), "{}", deletes_text(&hub));
+}
+
+#[test]
+fn server_without_last_activity_or_started_is_never_culled_and_the_rest_continues() {
+    // Upstream raises on such a server and abandons the rest of its user.
+    let odd = FakeUser::new("odd")
+        .idle_for(hours(2))
+        .server(
+            FakeServer::default_server()
+                .started(None)
+                .last_activity(None),
+        )
+        .server(FakeServer::named("gpu").idle_for(hours(2)));
+    let hub = start(HubConfig::new().user(odd).user(idle_user("plain")));
+    let out = once(&hub).args([TIMEOUT_1H, "--cull-users"]).run();
+    assert_eq!(
+        stopped(&hub),
+        pairs(&[("odd", "gpu"), ("plain", "")]),
+        "{out}"
+    );
+    assert_eq!(deleted(&hub), names(["plain"]), "{out}");
+    assert_eq!(hub.active_servers("odd"), vec![String::new()], "{out}");
+}
+
+// ---------------------------------------------------------------- encoding
+
+#[test]
+fn user_names_are_percent_encoded_in_every_delete() {
+    let all = ["carol@example.org", "a b", "ünï", "x+y"];
+    let hub = start(
+        HubConfig::new()
+            .users(all.iter().map(|n| idle_user(n)))
+            .user(idle_user("c d").server(FakeServer::named("lab-1").idle_for(hours(2)))),
+    );
+    let out = once(&hub).args([TIMEOUT_1H, "--cull-users"]).run();
+    out.assert_success();
+    let mut expected = names(all);
+    expected.insert("c d".into());
+    assert_eq!(deleted(&hub), expected, "{}", deletes_text(&hub));
+    for d in hub.deletes() {
+        assert_eq!(d.status, 204, "{d:?}");
+        assert!(
+            d.raw_path.is_ascii() && !d.raw_path.contains(' '),
+            "not percent-encoded: {:?}",
+            d.raw_path
+        );
+    }
+    assert!(hub.deletes().iter().any(|d| d.raw_path.contains("a%20b")));
+    assert!(hub
+        .deletes()
+        .iter()
+        .any(|d| d.raw_path.contains("%C3%BCn%C3%AF") || d.raw_path.contains("%c3%bcn%c3%af")));
+    assert!(hub.user_names().is_empty(), "{out}");
+}
+
+// ----------------------------------------------------------------- max age
+
+#[test]
+fn max_age_stops_servers_started_long_ago_even_if_active() {
+    let old = FakeServer::default_server()
+        .started(ago(hours(3)))
+        .last_activity(ago(secs(60)));
+    let young = FakeServer::default_server()
+        .started(ago(secs(1800)))
+        .last_activity(ago(secs(60)));
+    let hub = start(
+        HubConfig::new()
+            .user(FakeUser::new("old").idle_for(secs(60)).server(old))
+            .user(FakeUser::new("young").idle_for(secs(60)).server(young)),
+    );
+    let out = once(&hub).args([TIMEOUT_1H, "--max-age=7200"]).run();
+    out.assert_success();
+    assert_eq!(stopped(&hub), pairs(&[("old", "")]), "{out}");
+}
+
+#[test]
+fn max_age_deletes_users_created_long_ago_with_cull_users() {
+    let hub = start(
+        HubConfig::new()
+            .user(
+                FakeUser::new("old")
+                    .created(ago(hours(72)))
+                    .last_activity(ago(secs(60))),
+            )
+            .user(
+                FakeUser::new("young")
+                    .created(ago(hours(1)))
+                    .last_activity(ago(secs(60))),
+            ),
+    );
+    let out = once(&hub)
+        .args([TIMEOUT_1H, "--cull-users", "--max-age=86400"])
+        .run();
+    out.assert_success();
+    assert_eq!(deleted(&hub), names(["old"]), "{out}");
+}
+
+// ------------------------------------------------------------------ failures
+
+#[test]
+fn hub_down_once_exits_non_zero_with_one_error_naming_the_url() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").port()
+    };
+    let url = format!("http://127.0.0.1:{port}/hub/api");
+    let out = Culler::against(&url, TOKEN)
+        .args(["--once", TIMEOUT_1H])
+        .run();
+    out.assert_failure();
+    let errors = error_lines(&out);
+    assert_eq!(errors.len(), 1, "one error expected:\n{out}");
+    assert!(
+        errors[0].contains(&format!("127.0.0.1:{port}")),
+        "the error does not name the URL:\n{out}"
+    );
+}
+
+#[test]
+fn missing_list_users_scope_exits_non_zero_naming_the_scope() {
+    let hub = start(
+        HubConfig::new()
+            .fault(Fault::missing_scope("GET", "/users", "list:users"))
+            .user(idle_user("idle")),
+    );
+    let out = once(&hub).args([TIMEOUT_1H, "--cull-users"]).run();
+    out.assert_failure();
+    assert!(
+        out.stderr.contains("requires any of [list:users]"),
+        "the hub's message naming the scope is not shown:\n{out}"
+    );
+    assert!(hub.deletes().is_empty(), "{}", deletes_text(&hub));
+}
+
+#[test]
+fn wrong_token_exits_non_zero_and_deletes_nothing() {
+    let hub = start(
+        HubConfig::new()
+            .user(idle_user("idle"))
+            .user(gone_user("gone")),
+    );
+    let out = Culler::against(hub.url(), "not-the-token")
+        .args(["--once", TIMEOUT_1H, "--cull-users"])
+        .run();
+    out.assert_failure();
+    assert!(
+        out.stderr.contains("Missing or invalid credentials"),
+        "the hub's 403 message is not shown:\n{out}"
+    );
+    assert!(hub.deletes().is_empty(), "{}", deletes_text(&hub));
+}
+
+#[test]
+fn garbage_json_from_the_hub_exits_non_zero_and_deletes_nothing() {
+    let hub = start(
+        HubConfig::new()
+            .fault(Fault::raw("GET", "/users", 200, "{\"items\": [{\"name\": "))
+            .user(idle_user("idle"))
+            .user(gone_user("gone")),
+    );
+    let out = once(&hub).args([TIMEOUT_1H, "--cull-users"]).run();
+    out.assert_failure();
+    assert!(hub.deletes().is_empty(), "{}", deletes_text(&hub));
+}
+
+#[test]
+fn json_of_the_wrong_shape_exits_non_zero_and_deletes_nothing() {
+    let hub = start(
+        HubConfig::new()
+            .fault(Fault::raw("GET", "/users", 200, "{\"unexpected\": true}"))
+            .user(idle_user("idle"))
+            .user(gone_user("gone")),
+    );
+    let out = once(&hub).args([TIMEOUT_1H, "--cull-users"]).run();
+    out.assert_failure();
+    assert!(hub.deletes().is_empty(), "{}", deletes_text(&hub));
+}
+
+#[test]
+fn a_500_on_one_server_stop_does_not_prevent_the_others() {
+    let hub = start(
+        HubConfig::new()
+            .fault(Fault::error(
+                "DELETE",
+                "/users/bad/server",
+                500,
+                "Internal Server Error",
+            ))
+            .user(idle_user("good1"))
+            .user(idle_user("bad"))
+            .user(idle_user("good2")),
+    );
+    let out = once(&hub).arg(TIMEOUT_1H).run();
+    assert_eq!(
+        stopped(&hub),
+        pairs(&[("good1", ""), ("good2", "")]),
+        "{out}"
+    );
+}
+
+#[test]
+fn request_timeout_env_bounds_a_hung_hub() {
+    let hub = start(HubConfig::new().latency(secs(30)).user(idle_user("idle")));
+    let out = once(&hub)
+        .arg(TIMEOUT_1H)
+        .env("JUPYTERHUB_REQUEST_TIMEOUT", "1")
+        .deadline(secs(20))
+        .run();
+    out.assert_failure();
+    assert!(hub.deletes().is_empty(), "{}", deletes_text(&hub));
+}
+
+#[test]
+fn missing_token_env_exits_non_zero_naming_the_variable() {
+    let hub = start(HubConfig::new().user(idle_user("idle")));
+    let out = Culler::new()
+        .args([format!("--url={}", hub.url()), "--once".into()])
+        .run();
+    out.assert_failure();
+    assert!(
+        out.stderr.contains("JUPYTERHUB_API_TOKEN"),
+        "the variable is not named:\n{out}"
+    );
+    assert!(hub.deletes().is_empty());
+}
+
+/// Runs with one bad flag and checks the one-line rejection; no request may
+/// reach the hub.
+fn assert_rejected(flag: &str, named: &str) {
+    let hub = start(HubConfig::new().user(idle_user("idle")));
+    let out = once(&hub).arg(flag).run();
+    out.assert_failure();
+    let lines = out.stderr_lines();
+    assert_eq!(lines.len(), 1, "one line expected:\n{out}");
+    assert!(lines[0].contains(named), "{named:?} not named:\n{out}");
+    let state = hub.state();
+    assert!(
+        state.counts.values().all(|n| *n == 0),
+        "the hub was contacted: {:?}",
+        state.counts
+    );
+}
+
+#[test]
+fn timeout_abc_is_rejected_with_one_line_naming_it() {
+    assert_rejected("--timeout=abc", "timeout");
+}
+
+#[test]
+fn negative_timeout_is_rejected_with_one_line_naming_it() {
+    assert_rejected("--timeout=-5", "timeout");
+}
+
+#[test]
+fn unknown_flag_is_rejected_with_one_line_naming_it() {
+    assert_rejected("--bogus", "bogus");
+}
+
+// ------------------------------------------------------- deployed command lines
+
+#[test]
+fn zero_to_jupyterhub_command_line_is_accepted_and_culls() {
+    let hub = start(
+        HubConfig::new()
+            .user(alice_with_named_server())
+            .user(busy_user("busy"))
+            .user(gone_user("admin").admin(true)),
+    );
+    let out = Culler::new()
+        .env("JUPYTERHUB_API_TOKEN", TOKEN)
+        .args([
+            format!("--url={}", hub.url()).as_str(),
+            "--timeout=3600",
+            "--cull-every=600",
+            "--concurrency=10",
+            "--cull-users",
+            "--cull-admin-users=false",
+            "--remove-named-servers",
+            "--max-age=86400",
+            "--once",
+        ])
+        .run();
+    out.assert_success();
+    assert_eq!(
+        stopped(&hub),
+        pairs(&[("alice", ""), ("alice", "gpu")]),
+        "{out}"
+    );
+    assert_eq!(deleted(&hub), names(["alice"]), "{out}");
+    assert_eq!(hub.user_names(), vec!["busy", "admin"]);
+}
+
+#[test]
+fn littlest_jupyterhub_command_line_with_url_from_env_is_accepted_and_culls() {
+    let hub = start(
+        HubConfig::new()
+            .user(
+                FakeUser::new("idle")
+                    .idle_for(secs(1200))
+                    .server(FakeServer::default_server().idle_for(secs(1200))),
+            )
+            .user(busy_user("busy")),
+    );
+    let out = Culler::new()
+        .env("JUPYTERHUB_API_TOKEN", TOKEN)
+        .env("JUPYTERHUB_API_URL", hub.url())
+        .args([
+            "--timeout=600",
+            "--cull-every=60",
+            "--concurrency=5",
+            "--max-age=0",
+            "--cull-users",
+            "--remove-named-servers",
+            "--once",
+        ])
+        .run();
+    out.assert_success();
+    assert_eq!(stopped(&hub), pairs(&[("idle", "")]), "{out}");
+    assert_eq!(deleted(&hub), names(["idle"]), "{out}");
+}
+
+#[test]
+fn underscore_cull_every_is_accepted() {
+    let hub = start(HubConfig::new().user(idle_user("idle")));
+    let out = once(&hub).args([TIMEOUT_1H, "--cull_every=600"]).run();
+    out.assert_success();
+}
+
+#[test]
+fn underscore_cull_users_is_applied() {
+    // Upstream 2.0 silently ignores underscore spellings; we honour them.
+    let hub = start(HubConfig::new().user(gone_user("gone")));
+    let out = once(&hub).args([TIMEOUT_1H, "--cull_users"]).run();
+    out.assert_success();
+    assert_eq!(deleted(&hub), names(["gone"]), "{out}");
+}
+
+#[test]
+fn idle_culler_dotted_timeout_is_accepted() {
+    let hub = start(HubConfig::new().user(idle_user("idle")));
+    let out = once(&hub).arg("--IdleCuller.timeout=600").run();
+    out.assert_success();
+}
+
+#[test]
+fn idle_culler_dotted_timeout_is_applied() {
+    // Idle 2 h: the default 600 s would cull it, 3 h does not.
+    let hub = start(HubConfig::new().user(idle_user("idle")));
+    let out = once(&hub).arg("--IdleCuller.timeout=10800").run();
+    out.assert_success();
+    assert!(hub.stopped_servers().is_empty(), "{}", deletes_text(&hub));
+}
+
+// ------------------------------------------------------------- periodic mode
+
+#[test]
+fn without_once_it_keeps_culling_on_every_pass_until_killed() {
+    let hub = start(HubConfig::new().user(idle_user("first")));
+    let mut culler = Culler::against(hub.url(), TOKEN)
+        .args([TIMEOUT_1H, "--cull-every=1"])
+        .spawn();
+    let first = hub.wait_until(secs(20), |s| {
+        s.stopped_servers()
+            .contains(&("first".into(), String::new()))
+    });
+    assert!(first, "first pass did not cull:\n{}", culler.kill());
+    hub.add_user(idle_user("second"));
+    let second = hub.wait_until(secs(20), |s| {
+        s.stopped_servers()
+            .contains(&("second".into(), String::new()))
+    });
+    assert!(second, "a later pass did not cull:\n{}", culler.kill());
+    assert!(!culler.has_exited(), "exited without --once");
+    let out = culler.kill();
+    assert!(!out.stderr.contains("panicked"), "{out}");
+}
+
+// -------------------------------------------------------------------- signals
+
+/// Starts a culler that keeps running, and waits for its first pass to list
+/// users, so the signal arrives while it is up.
+fn running_culler(hub: &FakeHub, culler: Culler) -> crate::support::culler::RunningCuller {
+    let running = culler.args([TIMEOUT_1H, "--cull-every=600"]).spawn();
+    let listed = hub.wait_until(secs(20), |s| {
+        s.stopped_servers()
+            .contains(&("first".into(), String::new()))
+    });
+    assert!(listed, "the first pass did not cull:\n{}", running.kill());
+    running
+}
+
+#[test]
+fn sigterm_stops_a_running_culler_with_exit_0() {
+    let hub = start(HubConfig::new().user(idle_user("first")));
+    let culler = running_culler(&hub, Culler::against(hub.url(), TOKEN));
+    culler.signal("TERM");
+    let out = culler.wait(secs(10));
+    out.assert_success();
+    assert!(out.stderr.contains("Received SIGTERM"), "{out}");
+}
+
+#[test]
+fn sigint_stops_it_even_when_started_with_sigint_ignored() {
+    // JupyterHub stops services with SIGINT; a hub started from a script
+    // passes SIGINT down ignored.
+    let hub = start(HubConfig::new().user(idle_user("first")));
+    let culler = running_culler(&hub, Culler::against(hub.url(), TOKEN).ignoring_sigint());
+    culler.signal("INT");
+    let out = culler.wait(secs(10));
+    out.assert_success();
+    assert!(out.stderr.contains("Received SIGINT"), "{out}");
+}

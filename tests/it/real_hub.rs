@@ -1,0 +1,533 @@
+//! End-to-end tests against a real JupyterHub (see `support::real_hub`).
+//!
+//! They need JupyterHub, jupyter-server and configurable-http-proxy, so they
+//! are ignored by default; `scripts/test` installs those and runs them with
+//! `--include-ignored`. Idleness is real time: servers are started, the test
+//! waits until the hub's own timestamps are older than a short `--timeout`,
+//! then posts fresh activity for what must survive and runs the culler.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::real_hub::{HubOptions, RealHub, SpawnerKind};
+
+/// Idle timeout for the culler in these tests: short, but long enough that
+/// servers given fresh activity cannot cross it during one culler pass.
+const TIMEOUT_SECS: u64 = 3;
+const TIMEOUT: Duration = Duration::from_secs(TIMEOUT_SECS);
+
+fn timeout_flag() -> String {
+    format!("--timeout={TIMEOUT_SECS}")
+}
+
+/// The names of a user's listed (active) servers, or `None` without user.
+fn servers(hub: &RealHub, user: &str) -> Option<BTreeSet<String>> {
+    hub.user(user).map(|u| server_names(&u))
+}
+
+fn server_names(user: &Value) -> BTreeSet<String> {
+    user["servers"]
+        .as_object()
+        .map(|s| s.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+/// Whether a process has ended (gone, or a zombie awaiting its parent).
+fn process_ended(pid: u64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// Checks the harness itself without the culler: a hub starts, users with
+/// awkward names are created, default and named servers spawn, activity is
+/// recorded, and the culler's service token holds only the documented
+/// scopes. When this fails, the other real-hub tests say nothing about the
+/// culler.
+#[test]
+#[ignore = "needs a real JupyterHub: run scripts/test"]
+fn harness_drives_a_real_hub() {
+    let t0 = Instant::now();
+    let hub = RealHub::start(HubOptions {
+        allow_named_servers: true,
+        ..HubOptions::default()
+    });
+    let version = hub.api("GET", "/", None, &[200]);
+    assert!(version["version"].is_string(), "{version}");
+
+    let names = ["alice", "carol@example.org", "dave+test", "émile"];
+    hub.create_users(&names);
+    hub.make_admin("alice");
+    assert_eq!(hub.user("alice").unwrap()["admin"], json!(true));
+    for name in names {
+        hub.start_server(name, "");
+    }
+    hub.start_server("carol@example.org", "nb-1");
+    assert_eq!(servers(&hub, "carol@example.org"), Some(set(&["", "nb-1"])));
+
+    let ready: BTreeSet<String> = hub
+        .users(Some("ready"))
+        .iter()
+        .map(|u| u["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ready, set(&names));
+
+    let before = hub.user("dave+test").unwrap()["servers"][""]["last_activity"].clone();
+    std::thread::sleep(Duration::from_millis(20));
+    hub.post_activity("dave+test", &[""]);
+    let after = hub.user("dave+test").unwrap()["servers"][""]["last_activity"].clone();
+    assert_ne!(before, after, "activity was not recorded");
+
+    hub.stop_server("carol@example.org", "nb-1");
+    let carol = hub.user_with_stopped_servers("carol@example.org").unwrap();
+    assert_eq!(carol["servers"]["nb-1"]["stopped"], json!(true), "{carol}");
+    assert_eq!(servers(&hub, "carol@example.org"), Some(set(&[""])));
+    assert!(hub.user("nobody").is_none());
+
+    // The culler's token: can list users, cannot start servers or delete
+    // users, and sees no `created` (only read:users would show it).
+    let (status, body) = hub.request_as(hub.culler_token(), "GET", "/users?state=ready", None);
+    assert_eq!(status, 200, "{body}");
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    let first = &listed["items"][0];
+    assert!(
+        first.get("created").is_none(),
+        "culler sees created: {first}"
+    );
+    assert!(
+        first["servers"].is_object(),
+        "culler cannot see servers: {first}"
+    );
+    let (status, body) = hub.request_as(
+        hub.culler_token(),
+        "POST",
+        "/users/dave%2Btest/servers/x",
+        None,
+    );
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = hub.request_as(hub.culler_token(), "DELETE", "/users/alice", None);
+    assert_eq!(status, 403, "{body}");
+    eprintln!("harness_drives_a_real_hub took {:?}", t0.elapsed());
+}
+
+/// (a) Idle default servers are stopped, active ones kept, users kept; a
+/// bad token makes `--once` fail.
+#[test]
+#[ignore = "needs a real JupyterHub: run scripts/test"]
+fn idle_default_servers_are_culled_and_active_ones_kept() {
+    let t0 = Instant::now();
+    let hub = RealHub::start(HubOptions::default());
+    let idle = ["idle-1", "idle-2", "carol@example.org"];
+    let busy = ["busy-1", "busy+2"];
+    let all: Vec<&str> = idle.iter().chain(&busy).copied().collect();
+    hub.create_users(&all);
+    for user in &all {
+        hub.start_server(user, "");
+    }
+    hub.wait_until_idle(&all, TIMEOUT);
+    for user in busy {
+        hub.post_activity(user, &[""]);
+    }
+
+    let run = hub.cull_once(&[&timeout_flag()]);
+
+    for user in idle {
+        assert_eq!(
+            servers(&hub, user),
+            Some(set(&[])),
+            "{user}'s idle server survived; culler log:\n{}",
+            run.stderr
+        );
+    }
+    for user in busy {
+        assert_eq!(
+            servers(&hub, user),
+            Some(set(&[""])),
+            "{user}'s active server was culled; culler log:\n{}",
+            run.stderr
+        );
+    }
+
+    hub.run_culler_with_token("not-a-valid-token", &[&timeout_flag()])
+        .assert_failure();
+    eprintln!(
+        "idle_default_servers_are_culled_and_active_ones_kept took {:?} (culler pass {:?})",
+        t0.elapsed(),
+        run.elapsed
+    );
+}
+
+/// (a) The same with the real single-user server: the culled server's
+/// process really ends.
+#[test]
+#[ignore = "needs a real JupyterHub: run scripts/test"]
+fn idle_jupyter_server_is_culled() {
+    let t0 = Instant::now();
+    let hub = RealHub::start(HubOptions {
+        spawner: SpawnerKind::JupyterServer,
+        ..HubOptions::default()
+    });
+    hub.create_users(&["alice"]);
+    hub.start_server("alice", "");
+    let alice = hub.user("alice").unwrap();
+    let pid = alice["servers"][""]["state"]["pid"]
+        .as_u64()
+        .unwrap_or_else(|| hub.fail(format!("no pid in the spawner state: {alice}")));
+    assert!(!process_ended(pid), "jupyter-server {pid} is not running");
+
+    hub.wait_until_idle(&["alice"], TIMEOUT);
+    let run = hub.cull_once(&[&timeout_flag()]);
+
+    assert_eq!(
+        servers(&hub, "alice"),
+        Some(set(&[])),
+        "the idle jupyter-server survived; culler log:\n{}",
+        run.stderr
+    );
+    hub.wait_for(
+        "the culled jupyter-server process to end",
+        Duration::from_secs(30),
+        || process_ended(pid),
+    );
+    eprintln!("idle_jupyter_server_is_culled took {:?}", t0.elapsed());
+}
+
+/// Starts, for named-server tests: `nina` with an idle default server and
+/// two idle named ones, `olga` with an active named one. Returns the hub
+/// after the idle timeout has passed and `olga` has been active.
+fn named_servers_hub() -> RealHub {
+    let hub = RealHub::start(HubOptions {
+        allow_named_servers: true,
+        ..HubOptions::default()
+    });
+    hub.create_users(&["nina", "olga"]);
+    hub.start_server("nina", "");
+    hub.start_server("nina", "one");
+    hub.start_server("nina", "two");
+    hub.start_server("olga", "busy");
+    hub.wait_until_idle(&["nina", "olga"], TIMEOUT);
+    hub.post_activity("olga", &["busy"]);
+    hub
+}
+
+/// (b) Without `--remove-named-servers` idle named servers are stopped but
+/// stay defined (visible with `include_stopped_servers`).
+#[test]
+#[ignore = "needs a real JupyterHub: run scripts/test"]
+fn idle_named_servers_are_stopped_and_kept() {
+    let t0 = Instant::now();
+    let hub = named_servers_hub();
+
+    let run = hub.cull_once(&[&timeout_flag()]);
+
+    let log = &run.stderr;
+    assert_eq!(servers(&hub, "nina"), Some(set(&[])), "culler log:\n{log}");
+    let nina = hub.user_with_stopped_servers("nina").unwrap();
+    for name in ["one", "two"] {
+        let server = &nina["servers"][name];
+        assert_eq!(
+            server["stopped"],
+            json!(true),
+            "named server {name} should be stopped but kept: {nina}\nculler log:\n{log}"
+        );
+    }
+    assert_eq!(
+        servers(&hub, "olga"),
+        Some(set(&["busy"])),
+        "culler log:\n{log}"
+    );
+    eprintln!(
+        "idle_named_servers_are_stopped_and_kept took {:?}",
+        t0.elapsed()
+    );
+}
+
+/// (b) With `--remove-named-servers` idle named servers are deleted too.
+#[test]
+#[ignore = "needs a real JupyterHub: run scripts/test"]
+fn idle_named_servers_are_removed_with_remove_named_servers() {
+    let t0 = Instant::now();
+    let hub = named_servers_hub();
+
+    let run = hub.cull_once(&[&timeout_flag(), "--remove-named-servers"]);
+
+    let log = &run.stderr;
+    assert_eq!(servers(&hub, "nina"), Some(set(&[])), "culler log:\n{log}");
+    let nina = hub.user_with_stopped_servers("nina").unwrap();
+    let left = server_names(&nina);
+    assert!(
+        !left.contains("one") && !left.contains("two"),
+        "named servers should be removed: {nina}\nculler log:\n{log}"
+    );
+    assert_eq!(
+        servers(&hub, "olga"),
+        Some(set(&["busy"])),
+        "culler log:\n{log}"
+    );
+    eprintln!(
+        "idle_named_servers_are_removed_with_remove_named_servers took {:?}",
+        t0.elapsed()
+    );
+}
+
+/// (c) `--cull-users --cull-admin-users=false`: idle non-admin users go,
+/// with or without a server, whatever their names need in a URL; idle
+/// admins lose their servers but stay; active users stay.
+#[test]
+#[ignore = "needs a real JupyterHub: run scripts/test"]
+fn idle_users_are_deleted_but_admins_and_active_users_kept() {
+    let t0 = Instant::now();
+    let hub = RealHub::start(HubOptions {
+        culler_may_delete_users: true,
+        ..HubOptions::default()
+    });
+    let idle_with_server = ["carol@example.org", "frank"];
+    let idle_without_server = ["dave+test", "never-started", "émile"];
+    let admins = ["admin-with-server", "admin-without-server"];
+    let busy_with_server = "busy";
+    let busy_without_server = "busy+no-server";
+    let mut all: Vec<&str> = Vec::new();
+    all.extend(idle_with_server);
+    all.extend(idle_without_server);
+    all.extend(admins);
+    all.extend([busy_with_server, busy_without_server]);
+    hub.create_users(&all);
+    for admin in admins {
+        hub.make_admin(admin);
+    }
+    for user in idle_with_server
+        .iter()
+        .chain(&["admin-with-server", busy_with_server])
+    {
+        hub.start_server(user, "");
+    }
+    hub.wait_until_idle(&all, TIMEOUT);
+    hub.post_activity(busy_with_server, &[""]);
+    hub.post_activity(busy_without_server, &[]);
+
+    let run = hub.cull_once(&[&timeout_flag(), "--cull-users", "--cull-admin-users=false"]);
+
+    let log = &run.stderr;
+    for user in idle_with_server.iter().chain(&idle_without_server) {
+        assert!(
+            hub.user(user).is_none(),
+            "idle user {user:?} was not deleted; culler log:\n{log}"
+        );
+    }
+    assert_eq!(
+        servers(&hub, "admin-with-server"),
+        Some(set(&[])),
+        "the idle admin's server should be stopped, the admin kept; culler log:\n{log}"
+    );
+    assert_eq!(
+        servers(&hub, "admin-without-server"),
+        Some(set(&[])),
+        "the idle admin without server should be kept; culler log:\n{log}"
+    );
+    assert_eq!(
+        servers(&hub, busy_with_server),
+        Some(set(&[""])),
+        "culler log:\n{log}"
+    );
+    assert_eq!(
+        servers(&hub, busy_without_server),
+        Some(set(&[])),
+        "culler log:\n{log}"
+    );
+    let mut left = hub.user_names();
+    left.sort();
+    let mut expected = vec![
+        "admin-with-server",
+        "admin-without-server",
+        busy_with_server,
+        busy_without_server,
+    ];
+    expected.sort();
+    assert_eq!(left, expected, "culler log:\n{log}");
+    eprintln!(
+        "idle_users_are_deleted_but_admins_and_active_users_kept took {:?}",
+        t0.elapsed()
+    );
+}
+
+/// (d) Stopping servers shifts the hub's `state=ready` pages; one pass with
+/// small pages must still see every user: 23 idle servers culled, 7 active
+/// kept, out of 30.
+#[test]
+#[ignore = "needs a real JupyterHub: run scripts/test"]
+fn one_pass_culls_every_page() {
+    let t0 = Instant::now();
+    let hub = RealHub::start(HubOptions::default());
+    let names: Vec<String> = (0..30).map(|i| format!("user-{i:02}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    // Spread over the pages of 5, including first and last positions.
+    let active_idx = [0, 6, 11, 14, 18, 23, 29];
+    let active: BTreeSet<String> = active_idx.iter().map(|&i| names[i].clone()).collect();
+    hub.create_users(&refs);
+    for name in &refs {
+        hub.start_server(name, "");
+    }
+    hub.wait_until_idle(&refs, TIMEOUT);
+    for name in &active {
+        hub.post_activity(name, &[""]);
+    }
+
+    let run = hub.cull_once(&[&timeout_flag(), "--api-page-size=5"]);
+
+    let ready: BTreeSet<String> = hub
+        .users(Some("ready"))
+        .iter()
+        .map(|u| u["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ready, active,
+        "exactly the 7 active servers should survive one pass; culler log:\n{}",
+        run.stderr
+    );
+    assert_eq!(hub.user_names().len(), 30, "no user may be deleted");
+    eprintln!(
+        "one_pass_culls_every_page took {:?} (culler pass {:?})",
+        t0.elapsed(),
+        run.elapsed
+    );
+}
+
+/// (e) The culler as a hub-managed service: started by the hub from
+/// `c.JupyterHub.services` with the hub's token and URL in its environment
+/// and a role holding only the documented scopes, it culls an idle server
+/// while an active one (kept active by the test) survives.
+#[test]
+#[ignore = "needs a real JupyterHub: run scripts/test"]
+fn managed_service_culls_while_the_hub_runs() {
+    let t0 = Instant::now();
+    let hub = RealHub::start(HubOptions {
+        managed_culler_args: Some(vec![timeout_flag(), "--cull-every=1".into()]),
+        ..HubOptions::default()
+    });
+    hub.create_users(&["idle", "busy"]);
+    hub.start_server("idle", "");
+    hub.start_server("busy", "");
+    let started = Instant::now();
+
+    hub.wait_for(
+        "the managed culler to stop the idle server",
+        TIMEOUT + Duration::from_secs(60),
+        || {
+            hub.post_activity("busy", &[""]);
+            servers(&hub, "idle") == Some(set(&[]))
+        },
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= TIMEOUT - Duration::from_millis(500),
+        "culled after {took:?}, before it was {TIMEOUT:?} idle"
+    );
+    assert_eq!(
+        servers(&hub, "busy"),
+        Some(set(&[""])),
+        "the active server was culled\nhub log tail:\n{}",
+        hub.log_tail(40)
+    );
+    eprintln!(
+        "managed_service_culls_while_the_hub_runs took {:?} (culled {took:?} after spawn)",
+        t0.elapsed()
+    );
+}
+
+/// (f) `internal_ssl`: the hub API is HTTPS with client certificates; the
+/// culler with `--ssl-enabled --internal-certs-location` culls through it.
+#[test]
+#[ignore = "needs a real JupyterHub: run scripts/test"]
+fn culls_through_internal_ssl() {
+    let t0 = Instant::now();
+    let hub = RealHub::start(HubOptions {
+        internal_ssl: true,
+        ..HubOptions::default()
+    });
+    assert!(hub.api_url().starts_with("https://127.0.0.1:"));
+    hub.create_users(&["idle", "busy"]);
+    hub.start_server("idle", "");
+    hub.start_server("busy", "");
+    hub.wait_until_idle(&["idle", "busy"], TIMEOUT);
+    hub.post_activity("busy", &[""]);
+    let certs: &Path = hub.certs_dir().expect("internal SSL certs");
+
+    let run = hub.cull_once(&[
+        &timeout_flag(),
+        "--ssl-enabled",
+        &format!("--internal-certs-location={}", certs.display()),
+    ]);
+
+    let log = &run.stderr;
+    assert_eq!(servers(&hub, "idle"), Some(set(&[])), "culler log:\n{log}");
+    assert_eq!(
+        servers(&hub, "busy"),
+        Some(set(&[""])),
+        "culler log:\n{log}"
+    );
+    eprintln!("culls_through_internal_ssl took {:?}", t0.elapsed());
+}
+
+/// A server whose stop outlasts the hub's `slow_stop_timeout` (202) still
+/// counts as alive: its idle user is not deleted in that pass (the hub would
+/// refuse with 400 anyway), and is deleted by a later pass once the server
+/// has stopped and the user has been idle again for the timeout (the hub
+/// records the end of a stop as the user's activity).
+#[test]
+#[ignore = "needs a real JupyterHub: run scripts/test"]
+fn user_with_a_slow_stopping_server_is_deleted_only_by_a_later_pass() {
+    let t0 = Instant::now();
+    let hub = RealHub::start(HubOptions {
+        culler_may_delete_users: true,
+        light_stop_seconds: 3.0,
+        slow_stop_timeout: Some(0.5),
+        ..HubOptions::default()
+    });
+    hub.create_users(&["slow"]);
+    hub.start_server("slow", "");
+    hub.wait_until_idle(&["slow"], TIMEOUT);
+    let args = [timeout_flag(), "--cull-users".to_string()];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    let first = hub.cull_once(&args);
+
+    let user = hub
+        .user("slow")
+        .unwrap_or_else(|| hub.fail(format!("deleted while its server was stopping:\n{first}")));
+    assert_eq!(
+        user["servers"][""]["pending"],
+        json!("stop"),
+        "the server should still be stopping: {user}\n{first}"
+    );
+    assert!(
+        !hub.log().contains("DELETE /hub/api/users/slow ("),
+        "the culler tried to delete a user whose server was still stopping:\n{first}"
+    );
+    hub.wait_for("the slow stop to finish", Duration::from_secs(30), || {
+        servers(&hub, "slow") == Some(set(&[]))
+    });
+    // Stopping a server sets the user's last_activity to the end of the
+    // stop: the user has to be idle for the timeout again.
+    hub.wait_until_idle(&["slow"], TIMEOUT);
+
+    let second = hub.cull_once(&args);
+
+    assert!(
+        hub.user("slow").is_none(),
+        "the idle user should be deleted once its server has stopped:\n{second}"
+    );
+    eprintln!(
+        "user_with_a_slow_stopping_server_is_deleted_only_by_a_later_pass took {:?}",
+        t0.elapsed()
+    );
+}

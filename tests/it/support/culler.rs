@@ -1,0 +1,312 @@
+//! Runs the culler binary the way deployments do: command-line flags plus the
+//! `JUPYTERHUB_*` environment, with a deadline so that a hung culler fails
+//! the test clearly instead of hanging the whole suite.
+//!
+//! Output is read by one thread per pipe; the deadline is enforced by waiting
+//! on those threads with a timeout, so nothing sleeps.
+
+use std::fmt;
+use std::io::Read;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// The binary under test, built by cargo for the integration tests.
+pub const CULLER_BIN: &str = env!("CARGO_BIN_EXE_jupyterhub-idle-culler");
+
+/// Default deadline of one run: far above any passing test, low enough to
+/// fail a hung culler quickly.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Environment variables the culler reads; removed from the inherited
+/// environment so that the developer's shell cannot change a test.
+const CULLER_ENV: &[&str] = &[
+    "JUPYTERHUB_API_TOKEN",
+    "JUPYTERHUB_API_URL",
+    "JUPYTERHUB_REQUEST_TIMEOUT",
+    "JUPYTERHUB_SSL_KEYFILE",
+    "JUPYTERHUB_SSL_CERTFILE",
+    "JUPYTERHUB_SSL_CLIENT_CA",
+];
+
+/// How one culler process ended.
+#[derive(Debug)]
+pub struct CullerOutput {
+    /// The arguments it ran with (for messages).
+    pub args: Vec<String>,
+    /// Exit status.
+    pub status: ExitStatus,
+    /// Everything it wrote to stdout.
+    pub stdout: String,
+    /// Everything it wrote to stderr (its logs).
+    pub stderr: String,
+    /// Wall time from spawn to exit.
+    pub elapsed: Duration,
+}
+
+impl CullerOutput {
+    /// Exited with status 0.
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// Panics with the full output unless it exited 0: the message is what
+    /// a developer needs to see when a test fails.
+    pub fn assert_success(&self) -> &Self {
+        assert!(self.success(), "culler should have succeeded:\n{self}");
+        self
+    }
+
+    /// Panics with the full output unless it exited non-zero (and not by a
+    /// panic: a panic is never a clear error).
+    pub fn assert_failure(&self) -> &Self {
+        assert!(!self.success(), "culler should have failed:\n{self}");
+        assert!(
+            !self.stderr.contains("panicked"),
+            "culler panicked instead of failing cleanly:\n{self}"
+        );
+        self
+    }
+
+    /// Non-empty stderr lines.
+    pub fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
+    }
+}
+
+impl fmt::Display for CullerOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "command: {} {}", CULLER_BIN, self.args.join(" "))?;
+        writeln!(f, "status: {} after {:?}", self.status, self.elapsed)?;
+        writeln!(f, "--- stdout ---\n{}", self.stdout)?;
+        write!(f, "--- stderr ---\n{}", self.stderr)
+    }
+}
+
+/// A culler invocation being put together.
+#[derive(Clone, Debug)]
+pub struct Culler {
+    args: Vec<String>,
+    env: Vec<(String, Option<String>)>,
+    deadline: Duration,
+    ignore_sigint: bool,
+}
+
+impl Default for Culler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Culler {
+    /// No arguments, and none of the culler's environment variables inherited.
+    pub fn new() -> Self {
+        Culler {
+            args: Vec::new(),
+            env: CULLER_ENV.iter().map(|k| (k.to_string(), None)).collect(),
+            deadline: DEFAULT_DEADLINE,
+            ignore_sigint: false,
+        }
+    }
+
+    /// `--url=URL` and `JUPYTERHUB_API_TOKEN=token`: the usual start.
+    pub fn against(url: &str, token: &str) -> Self {
+        Self::new()
+            .arg(format!("--url={url}"))
+            .env("JUPYTERHUB_API_TOKEN", token)
+    }
+
+    /// Appends one argument.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Appends arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), Some(value.to_owned())));
+        self
+    }
+
+    /// Removes an environment variable.
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), None));
+        self
+    }
+
+    /// Starts it with SIGINT ignored, as a shell's background job (and so a
+    /// hub started from a script, and its services) inherits it.
+    pub fn ignoring_sigint(mut self) -> Self {
+        self.ignore_sigint = true;
+        self
+    }
+
+    /// Sets the deadline of [`Culler::run`].
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Runs to completion; kills it and panics (with its output so far) if
+    /// it outlives the deadline.
+    pub fn run(self) -> CullerOutput {
+        let deadline = self.deadline;
+        self.spawn().wait(deadline)
+    }
+
+    /// Starts it in the background.
+    pub fn spawn(self) -> RunningCuller {
+        let mut command = if self.ignore_sigint {
+            // `trap "" INT` sets SIG_IGN, which `exec` keeps.
+            let mut sh = Command::new("sh");
+            sh.args(["-c", r#"trap "" INT; exec "$0" "$@""#, CULLER_BIN]);
+            sh
+        } else {
+            Command::new(CULLER_BIN)
+        };
+        command
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in &self.env {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        let started = Instant::now();
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {CULLER_BIN}: {e}"));
+        let stdout = read_in_thread(child.stdout.take().map(|p| Box::new(p) as Box<_>));
+        let stderr = read_in_thread(child.stderr.take().map(|p| Box::new(p) as Box<_>));
+        RunningCuller {
+            args: self.args,
+            child,
+            stdout,
+            stderr,
+            started,
+        }
+    }
+}
+
+type Pipe = Box<dyn Read + Send>;
+
+/// Reads a pipe to its end in a thread; the receiver gets everything once
+/// the pipe closes (the process exited or was killed).
+fn read_in_thread(pipe: Option<Pipe>) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        let _ = tx.send(String::from_utf8_lossy(&bytes).into_owned());
+    });
+    rx
+}
+
+/// A culler process running in the background; killed if dropped.
+pub struct RunningCuller {
+    args: Vec<String>,
+    child: Child,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    started: Instant,
+}
+
+impl RunningCuller {
+    /// The OS process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends it a signal by name (`TERM`, `INT`, ...).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args(["-s", name, &self.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -s {name} failed");
+    }
+
+    /// Whether it has exited already (without waiting).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Waits for it to exit; kills it and panics with its output if it is
+    /// still running after `deadline`.
+    pub fn wait(mut self, deadline: Duration) -> CullerOutput {
+        let end = self.started + deadline;
+        let stderr = recv_until(&self.stderr, end);
+        let stdout = stderr
+            .as_ref()
+            .ok()
+            .and_then(|_| recv_until(&self.stdout, end).ok());
+        match (stderr, stdout) {
+            (Ok(stderr), Some(stdout)) => {
+                // Both pipes closed: the process has exited (or is exiting).
+                let status = self.child.wait().expect("wait for culler");
+                CullerOutput {
+                    args: std::mem::take(&mut self.args),
+                    status,
+                    stdout,
+                    stderr,
+                    elapsed: self.started.elapsed(),
+                }
+            }
+            _ => {
+                let output = self.kill();
+                panic!("culler still running after {deadline:?}; killed it:\n{output}");
+            }
+        }
+    }
+
+    /// Kills it (if still running) and returns what it wrote.
+    pub fn kill(mut self) -> CullerOutput {
+        let _ = self.child.kill();
+        let status = self.child.wait().expect("wait for killed culler");
+        let elapsed = self.started.elapsed();
+        // The pipes close with the process; a grandchild holding them is
+        // not expected, so bound the wait anyway.
+        let end = Instant::now() + Duration::from_secs(5);
+        CullerOutput {
+            args: std::mem::take(&mut self.args),
+            status,
+            stdout: recv_until(&self.stdout, end).unwrap_or_default(),
+            stderr: recv_until(&self.stderr, end).unwrap_or_default(),
+            elapsed,
+        }
+    }
+}
+
+impl Drop for RunningCuller {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn recv_until(rx: &Receiver<String>, end: Instant) -> Result<String, RecvTimeoutError> {
+    let left = end.saturating_duration_since(Instant::now());
+    rx.recv_timeout(left)
+}
