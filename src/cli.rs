@@ -191,44 +191,6 @@ mod tests {
     }
 
     #[test]
-    fn zero_to_jupyterhub_command_line() {
-        let raw = parse_ok(&[
-            "--url=http://localhost:8081/hub/api",
-            "--timeout=3600",
-            "--cull-every=600",
-            "--concurrency=10",
-            "--cull-users",
-            "--cull-admin-users=false",
-            "--remove-named-servers",
-            "--max-age=86400",
-        ]);
-        assert_eq!(raw.url.as_deref(), Some("http://localhost:8081/hub/api"));
-        assert_eq!(raw.timeout.as_deref(), Some("3600"));
-        assert_eq!(raw.cull_every.as_deref(), Some("600"));
-        assert_eq!(raw.concurrency.as_deref(), Some("10"));
-        assert_eq!(raw.cull_users, Some(None));
-        assert_eq!(raw.cull_admin_users, Some(Some("false".into())));
-        assert_eq!(raw.remove_named_servers, Some(None));
-        assert_eq!(raw.max_age.as_deref(), Some("86400"));
-    }
-
-    #[test]
-    fn littlest_jupyterhub_command_line() {
-        let raw = parse_ok(&[
-            "--timeout=600",
-            "--cull-every=60",
-            "--concurrency=5",
-            "--max-age=0",
-            "--cull-users",
-            "--remove-named-servers",
-        ]);
-        assert_eq!(raw.concurrency.as_deref(), Some("5"));
-        assert_eq!(raw.cull_users, Some(None));
-        assert_eq!(raw.remove_named_servers, Some(None));
-        assert_eq!(raw.url, None);
-    }
-
-    #[test]
     fn space_separated_values() {
         let raw = parse_ok(&[
             "--timeout",

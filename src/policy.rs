@@ -153,30 +153,16 @@ pub fn judge_server(
     if !server.ready.unwrap_or(has_url) {
         return ServerVerdict::Skip(SkipReason::NotReady);
     }
-    let age = server.started.map(|t| Elapsed::between(t, now));
-    let idle = server
-        .last_activity
-        .map(|t| Elapsed::between(t, now))
-        .or(age);
-    let Some(idle_for) = idle else {
+    let (idle, age) = clocks(server.last_activity, server.started, now);
+    if idle.is_none() {
         return ServerVerdict::Skip(SkipReason::NoTimestamps);
-    };
+    }
     let kind_allowed = if name.is_empty() {
         policy.cull_default_servers
     } else {
         policy.cull_named_servers
     };
-    let reason = if kind_allowed && idle_for.0 >= policy.timeout_secs {
-        Some(CullReason::Idle)
-    } else if policy
-        .max_age_secs
-        .is_some_and(|max| age.is_some_and(|a| a.0 >= max))
-    {
-        Some(CullReason::MaxAge)
-    } else {
-        None
-    };
-    match reason {
+    match reason_to_cull(policy, kind_allowed, idle, age) {
         Some(reason) => ServerVerdict::Cull { reason, idle, age },
         None => ServerVerdict::Keep { idle, age },
     }
@@ -238,9 +224,34 @@ pub fn judge_user(
     if user.admin && !policy.cull_admin_users {
         return UserVerdict::Keep(KeepUser::Admin);
     }
-    let age = user.created.map(|t| Elapsed::between(t, now));
-    let idle = user.last_activity.map(|t| Elapsed::between(t, now)).or(age);
-    let reason = if idle.is_some_and(|i| i.0 >= policy.timeout_secs) {
+    let (idle, age) = clocks(user.last_activity, user.created, now);
+    match reason_to_cull(policy, true, idle, age) {
+        Some(reason) => UserVerdict::Cull { reason, idle, age },
+        None => UserVerdict::Keep(KeepUser::Recent { idle, age }),
+    }
+}
+
+/// Idle time (since the last activity, or else since the beginning) and age
+/// (since the beginning: a server's start, a user's creation).
+fn clocks(
+    last_activity: Option<Timestamp>,
+    beginning: Option<Timestamp>,
+    now: DateTime<Utc>,
+) -> (Option<Elapsed>, Option<Elapsed>) {
+    let age = beginning.map(|t| Elapsed::between(t, now));
+    let idle = last_activity.map(|t| Elapsed::between(t, now)).or(age);
+    (idle, age)
+}
+
+/// The rule both servers and users follow: idle past `--timeout` (when
+/// `idle_allowed`), else older than `--max-age`. Unknown clocks never cull.
+fn reason_to_cull(
+    policy: &CullPolicy,
+    idle_allowed: bool,
+    idle: Option<Elapsed>,
+    age: Option<Elapsed>,
+) -> Option<CullReason> {
+    if idle_allowed && idle.is_some_and(|i| i.0 >= policy.timeout_secs) {
         Some(CullReason::Idle)
     } else if policy
         .max_age_secs
@@ -249,10 +260,6 @@ pub fn judge_user(
         Some(CullReason::MaxAge)
     } else {
         None
-    };
-    match reason {
-        Some(reason) => UserVerdict::Cull { reason, idle, age },
-        None => UserVerdict::Keep(KeepUser::Recent { idle, age }),
     }
 }
 

@@ -60,11 +60,15 @@ pub fn start(settings: &Settings, log: &Log) -> Pipeline {
         );
         actix::Supervisor::start(move |_| Scheduler::new(lister, every, once, log))
     };
+    let schedule = if settings.once {
+        "once".to_owned()
+    } else {
+        format!("every {} s", settings.cull_every.as_secs())
+    };
     info!(
         log,
-        "Culling servers idle for {} s every {} s via {} ({} requests at most at once)",
+        "Culling servers idle for {} s, {schedule}, via {} ({} requests at most at once)",
         settings.policy.timeout_secs,
-        settings.cull_every.as_secs(),
         settings.hub.base_url,
         settings.hub.concurrency
     );

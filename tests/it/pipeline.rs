@@ -731,29 +731,26 @@ fn wrong_token_exits_non_zero_and_deletes_nothing() {
 }
 
 #[test]
-fn garbage_json_from_the_hub_exits_non_zero_and_deletes_nothing() {
-    let hub = start(
-        HubConfig::new()
-            .fault(Fault::raw("GET", "/users", 200, "{\"items\": [{\"name\": "))
-            .user(idle_user("idle"))
-            .user(gone_user("gone")),
-    );
-    let out = once(&hub).args([TIMEOUT_1H, "--cull-users"]).run();
-    out.assert_failure();
-    assert!(hub.deletes().is_empty(), "{}", deletes_text(&hub));
-}
-
-#[test]
-fn json_of_the_wrong_shape_exits_non_zero_and_deletes_nothing() {
-    let hub = start(
-        HubConfig::new()
-            .fault(Fault::raw("GET", "/users", 200, "{\"unexpected\": true}"))
-            .user(idle_user("idle"))
-            .user(gone_user("gone")),
-    );
-    let out = once(&hub).args([TIMEOUT_1H, "--cull-users"]).run();
-    out.assert_failure();
-    assert!(hub.deletes().is_empty(), "{}", deletes_text(&hub));
+fn malformed_user_lists_exit_non_zero_and_delete_nothing() {
+    for body in [
+        "{\"items\": [{\"name\": ",
+        "{\"unexpected\": true}",
+        "<html>oops</html>",
+    ] {
+        let hub = start(
+            HubConfig::new()
+                .fault(Fault::raw("GET", "/users", 200, body))
+                .user(idle_user("idle"))
+                .user(gone_user("gone")),
+        );
+        let out = once(&hub).args([TIMEOUT_1H, "--cull-users"]).run();
+        out.assert_failure();
+        assert!(
+            out.stderr.contains("not what JupyterHub sends"),
+            "{body}: {out}"
+        );
+        assert!(hub.deletes().is_empty(), "{body}: {}", deletes_text(&hub));
+    }
 }
 
 #[test]
