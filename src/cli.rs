@@ -78,6 +78,18 @@ pub struct RawArgs {
     /// DEBUG, INFO, WARN, ERROR or CRITICAL (or 10..50) [default: INFO]
     #[structopt(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+
+    /// Log at DEBUG level (every server kept, and why)
+    #[structopt(long)]
+    pub debug: bool,
+
+    /// Upstream's Python config file: not supported; give its settings as flags
+    #[structopt(long, value_name = "FILE")]
+    pub config: Option<String>,
+
+    /// Upstream's config-file generator: not supported
+    #[structopt(long)]
+    pub generate_config: bool,
 }
 
 /// Why the command line could not be read, or a request for help or version.

@@ -1,7 +1,7 @@
 //! The `jupyterhub-idle-culler` command: parse, validate, log, run.
 
 use jupyterhub_idle_culler::cli::{self, CliOutcome};
-use jupyterhub_idle_culler::logging::Log;
+use jupyterhub_idle_culler::logging::{Log, LogLevel};
 use jupyterhub_idle_culler::pipeline::supervisor;
 use jupyterhub_idle_culler::settings::Settings;
 use std::process::ExitCode;
@@ -26,6 +26,9 @@ fn main() -> ExitCode {
         Err(err) => return usage_error(&err.to_string()),
     };
     let log = Log::stderr(settings.log_level);
+    for warning in &settings.warnings {
+        log.write(LogLevel::Warn, format_args!("{warning}"));
+    }
     let system = actix::System::new();
     system.block_on(async {
         supervisor::stop_on_signals(&log);

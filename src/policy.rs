@@ -221,7 +221,8 @@ pub fn judge_user(
         Some(0) => {}
         Some(alive) => return UserVerdict::Keep(KeepUser::ServersAlive(alive)),
     }
-    if user.admin && !policy.cull_admin_users {
+    // Unknown admin status counts as admin: sparing admins must not fail open.
+    if user.admin != Some(false) && !policy.cull_admin_users {
         return UserVerdict::Keep(KeepUser::Admin);
     }
     let (idle, age) = clocks(user.last_activity, user.created, now);
@@ -291,7 +292,7 @@ mod tests {
     fn user(last_activity: Option<Timestamp>, created: Option<Timestamp>, admin: bool) -> User {
         User {
             name: "x".into(),
-            admin,
+            admin: Some(admin),
             last_activity,
             created,
             servers: Some(Default::default()),
@@ -602,6 +603,24 @@ mod tests {
         };
         assert_eq!(
             user_culled(&judge_user(&p, now(), &admin, Some(0))),
+            Some(CullReason::Idle)
+        );
+    }
+
+    #[test]
+    fn unknown_admin_status_is_spared_like_an_admin() {
+        let mut unknown = user(ago(100_000), ago(100_000), false);
+        unknown.admin = None;
+        let spare = CullPolicy {
+            cull_admin_users: false,
+            ..users_on()
+        };
+        assert_eq!(
+            judge_user(&spare, now(), &unknown, Some(0)),
+            UserVerdict::Keep(KeepUser::Admin)
+        );
+        assert_eq!(
+            user_culled(&judge_user(&users_on(), now(), &unknown, Some(0))),
             Some(CullReason::Idle)
         );
     }

@@ -15,6 +15,13 @@ use std::time::Duration;
 /// no practical limit, low enough to keep the executor pool small.
 pub const UNLIMITED_CONCURRENCY: usize = 256;
 
+/// The largest `--concurrency` accepted: one executor actor is started per
+/// allowed request, and no hub wants more requests than this at once.
+pub const MAX_CONCURRENCY: u64 = 1000;
+
+/// The config file upstream loads from the working directory by default.
+pub const UPSTREAM_CONFIG_FILE: &str = "idle_culler_config.py";
+
 /// Everything the culler needs to run.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -30,6 +37,8 @@ pub struct Settings {
     pub once: bool,
     /// How much to log.
     pub log_level: LogLevel,
+    /// Accepted but surprising choices, to log as warnings at start.
+    pub warnings: Vec<String>,
 }
 
 /// A command line or environment the culler cannot run with.
@@ -73,6 +82,20 @@ pub enum SettingsError {
     Tls(TlsError),
     /// `--log-level` is not a level.
     BadLogLevel(String),
+    /// A number outside what the flag allows.
+    OutOfRange {
+        /// The flag.
+        flag: &'static str,
+        /// What was given.
+        value: u64,
+        /// What is allowed, in words.
+        allowed: &'static str,
+    },
+    /// `--timeout=0` without `--cull-every`: every server would be stopped
+    /// every second (upstream 2.0 refuses to start then).
+    ZeroTimeout,
+    /// Upstream's Python configuration file, which this culler cannot read.
+    PythonConfig(String),
 }
 
 impl fmt::Display for SettingsError {
@@ -103,6 +126,20 @@ impl fmt::Display for SettingsError {
             SettingsError::BadUrl { url, why } => write!(f, "--url={url:?}: {why}"),
             SettingsError::Tls(err) => write!(f, "--ssl-enabled: {err}"),
             SettingsError::BadLogLevel(message) => f.write_str(message),
+            SettingsError::OutOfRange {
+                flag,
+                value,
+                allowed,
+            } => write!(f, "{flag}={value} is out of range: {allowed}"),
+            SettingsError::ZeroTimeout => f.write_str(
+                "--timeout=0 would stop every running server every second; \
+                 give a timeout, or an explicit --cull-every if that is really what you want",
+            ),
+            SettingsError::PythonConfig(what) => write!(
+                f,
+                "{what}: Python config files are not supported; pass their settings as flags \
+                 (e.g. c.IdleCuller.timeout = 3600 becomes --timeout=3600)"
+            ),
         }
     }
 }
@@ -116,17 +153,47 @@ impl Settings {
         raw: &RawArgs,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, SettingsError> {
+        if let Some(file) = &raw.config {
+            return Err(SettingsError::PythonConfig(format!("--config={file}")));
+        }
+        if raw.generate_config {
+            return Err(SettingsError::PythonConfig("--generate-config".into()));
+        }
+        if Path::new(UPSTREAM_CONFIG_FILE).is_file() {
+            // Upstream would load it silently; ignoring it silently could
+            // cull what its settings protect (admins, a longer timeout).
+            return Err(SettingsError::PythonConfig(format!(
+                "{UPSTREAM_CONFIG_FILE} in the working directory (upstream loads it)"
+            )));
+        }
+        let mut warnings = Vec::new();
         let timeout_secs = number("--timeout", raw.timeout.as_deref())?.unwrap_or(600);
         let cull_every_secs = match number("--cull-every", raw.cull_every.as_deref())? {
             Some(secs) if secs > 0 => secs,
             // Upstream: 0 means half the timeout (and 2.0 crashes on it).
+            _ if timeout_secs == 0 => return Err(SettingsError::ZeroTimeout),
             _ => (timeout_secs / 2).max(1),
         };
+        if timeout_secs == 0 {
+            warnings.push("--timeout=0: every running server is stopped on every pass".to_owned());
+        }
         let max_age_secs = number("--max-age", raw.max_age.as_deref())?.filter(|&s| s > 0);
         let concurrency = match number("--concurrency", raw.concurrency.as_deref())? {
             None => 10,
-            Some(0) => UNLIMITED_CONCURRENCY,
-            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            Some(0) => {
+                warnings.push(format!(
+                    "--concurrency=0 (upstream: no limit) allows {UNLIMITED_CONCURRENCY} requests at once"
+                ));
+                UNLIMITED_CONCURRENCY
+            }
+            Some(n) if n > MAX_CONCURRENCY => {
+                return Err(SettingsError::OutOfRange {
+                    flag: "--concurrency",
+                    value: n,
+                    allowed: "at most 1000 requests at once",
+                })
+            }
+            Some(n) => n as usize,
         };
         let api_page_size =
             number("--api-page-size", raw.api_page_size.as_deref())?.filter(|&n| n > 0);
@@ -150,6 +217,7 @@ impl Settings {
         };
 
         let log_level = match &raw.log_level {
+            _ if raw.debug => LogLevel::Debug,
             Some(text) => text.parse().map_err(SettingsError::BadLogLevel)?,
             None => LogLevel::Info,
         };
@@ -166,6 +234,13 @@ impl Settings {
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty())
             .ok_or(SettingsError::MissingToken)?;
+        if !token.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(SettingsError::BadEnv {
+                name: "JUPYTERHUB_API_TOKEN",
+                value: "<redacted>".into(),
+                expected: "a token (it holds characters an HTTP header cannot carry)",
+            });
+        }
 
         let request_timeout =
             match env("JUPYTERHUB_REQUEST_TIMEOUT").filter(|v| !v.trim().is_empty()) {
@@ -174,8 +249,8 @@ impl Settings {
                     .trim()
                     .parse::<f64>()
                     .ok()
-                    .filter(|secs| secs.is_finite() && *secs > 0.0)
-                    .map(Duration::from_secs_f64)
+                    .filter(|secs| *secs > 0.0)
+                    .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
                     .ok_or(SettingsError::BadEnv {
                         name: "JUPYTERHUB_REQUEST_TIMEOUT",
                         value: text,
@@ -206,6 +281,7 @@ impl Settings {
             api_page_size,
             once: raw.once,
             log_level,
+            warnings,
         })
     }
 }
@@ -432,10 +508,89 @@ mod tests {
 
     #[test]
     fn concurrency_zero_means_no_practical_limit() {
+        let s = settings(&["--concurrency=0"], HUB).unwrap();
+        assert_eq!(s.hub.concurrency, UNLIMITED_CONCURRENCY);
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+    }
+
+    #[test]
+    fn absurd_concurrency_is_refused() {
         assert_eq!(
-            settings(&["--concurrency=0"], HUB).unwrap().hub.concurrency,
-            UNLIMITED_CONCURRENCY
+            settings(&["--concurrency=1000"], HUB)
+                .unwrap()
+                .hub
+                .concurrency,
+            1000
         );
+        let err = settings(&["--concurrency=18446744073709551615"], HUB).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SettingsError::OutOfRange {
+                    flag: "--concurrency",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn timeout_zero_needs_an_explicit_cull_every() {
+        assert_eq!(
+            settings(&["--timeout=0"], HUB).unwrap_err(),
+            SettingsError::ZeroTimeout
+        );
+        assert_eq!(
+            settings(&["--timeout=0", "--cull-every=0"], HUB).unwrap_err(),
+            SettingsError::ZeroTimeout
+        );
+        let s = settings(&["--timeout=0", "--cull-every=60"], HUB).unwrap();
+        assert_eq!(s.policy.timeout_secs, 0);
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+    }
+
+    #[test]
+    fn upstream_config_files_are_refused_not_ignored() {
+        for args in [
+            &["--config=idle_culler_config.py"][..],
+            &["--generate-config"][..],
+        ] {
+            let err = settings(args, HUB).unwrap_err();
+            assert!(
+                matches!(err, SettingsError::PythonConfig(_)),
+                "{args:?}: {err}"
+            );
+            assert!(err.to_string().contains("as flags"), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_flag_means_debug_level() {
+        assert_eq!(
+            settings(&["--debug"], HUB).unwrap().log_level,
+            LogLevel::Debug
+        );
+    }
+
+    #[test]
+    fn unusable_tokens_fail_at_start_without_showing_them() {
+        let env = [
+            ("JUPYTERHUB_API_TOKEN", "abc\ndef"),
+            ("JUPYTERHUB_API_URL", "http://h/hub/api"),
+        ];
+        let err = settings(&[], &env).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SettingsError::BadEnv {
+                    name: "JUPYTERHUB_API_TOKEN",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("abc"), "{err}");
     }
 
     #[test]
@@ -502,15 +657,20 @@ mod tests {
             settings(&[], &env).unwrap().hub.request_timeout,
             Duration::from_secs(5)
         );
-        env.pop();
-        env.push(("JUPYTERHUB_REQUEST_TIMEOUT", "soon"));
-        assert!(matches!(
-            settings(&[], &env),
-            Err(SettingsError::BadEnv {
-                name: "JUPYTERHUB_REQUEST_TIMEOUT",
-                ..
-            })
-        ));
+        for bad in ["soon", "0", "-1", "1e300", "NaN"] {
+            env.pop();
+            env.push(("JUPYTERHUB_REQUEST_TIMEOUT", bad));
+            assert!(
+                matches!(
+                    settings(&[], &env),
+                    Err(SettingsError::BadEnv {
+                        name: "JUPYTERHUB_REQUEST_TIMEOUT",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

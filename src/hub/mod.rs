@@ -11,7 +11,7 @@ mod tls;
 mod version;
 
 pub use error::{HubError, REQUIRED_SCOPES};
-pub use models::{Pagination, Server, User, UserList};
+pub use models::{Pagination, RejectedUser, Server, User, UserList};
 pub use time::{BadTimestamp, Timestamp};
 pub use tls::{internal_ssl, TlsError};
 pub use version::HubVersion;
@@ -114,10 +114,37 @@ pub enum DeleteOutcome {
 #[derive(Clone)]
 pub struct HubClient {
     base_url: Rc<str>,
+    token: Rc<str>,
     authorization: Rc<str>,
     http: awc::Client,
     permits: Arc<Semaphore>,
-    timeout_secs: u64,
+    timeout: Duration,
+}
+
+/// The two kinds of request the culler makes.
+#[derive(Clone, Copy)]
+enum Method {
+    /// A GET, asking for paginated lists or not.
+    Get { paginated: bool },
+    /// A DELETE, with an optional JSON body.
+    Delete { json: Option<&'static str> },
+}
+
+impl Method {
+    /// `METHOD url`, for error messages.
+    fn label(self, url: &str) -> String {
+        match self {
+            Method::Get { .. } => format!("GET {url}"),
+            Method::Delete { .. } => format!("DELETE {url}"),
+        }
+    }
+}
+
+/// A whole answer from the hub.
+struct Answer {
+    status: StatusCode,
+    location: Option<String>,
+    body: Vec<u8>,
 }
 
 impl HubClient {
@@ -137,10 +164,11 @@ impl HubClient {
             .finish();
         HubClient {
             base_url: Rc::from(config.base_url.trim_end_matches('/')),
+            token: Rc::from(config.token.0.as_str()),
             authorization: Rc::from(format!("token {}", config.token.0)),
             http,
             permits,
-            timeout_secs: config.request_timeout.as_secs(),
+            timeout: config.request_timeout,
         }
     }
 
@@ -232,94 +260,130 @@ impl HubClient {
     }
 
     async fn get(&self, url: &str, paginated: bool) -> Result<Vec<u8>, HubError> {
-        let request = || format!("GET {url}");
-        // The semaphore is never closed, so a permit always comes.
-        let _permit = self.permits.acquire().await.ok();
-        let mut builder = self
-            .http
-            .get(url)
-            .insert_header(("Authorization", &*self.authorization));
-        if paginated {
-            builder = builder.insert_header(("Accept", PAGINATION_MEDIA_TYPE));
-        }
-        let mut response = builder
-            .send()
-            .await
-            .map_err(|err| self.send_error(request(), err))?;
-        let status = response.status();
-        let body = response
-            .body()
-            .limit(LIST_BODY_LIMIT)
-            .await
-            .map_err(|err| self.payload_error(request(), err))?;
-        if status.is_success() {
-            Ok(body.to_vec())
+        let answer = self.exchange(Method::Get { paginated }, url).await?;
+        if answer.status.is_success() {
+            Ok(answer.body)
         } else {
-            Err(status_error(request(), status, &body))
+            Err(self.status_error(Method::Get { paginated }, url, &answer))
         }
     }
 
     /// Sends a DELETE and returns its status when it is one the hub uses for
     /// success or "already gone".
-    async fn delete(&self, url: &str, body: Option<&'static str>) -> Result<StatusCode, HubError> {
-        let request = || format!("DELETE {url}");
-        // The semaphore is never closed, so a permit always comes.
-        let _permit = self.permits.acquire().await.ok();
-        let builder = self
-            .http
-            .delete(url)
-            .insert_header(("Authorization", &*self.authorization));
-        let sent = match body {
-            Some(json) => {
-                builder
-                    .insert_header(("Content-Type", "application/json"))
-                    .send_body(json)
-                    .await
-            }
-            None => builder.send().await,
-        };
-        let mut response = sent.map_err(|err| self.send_error(request(), err))?;
-        let status = response.status();
-        let body = response
-            .body()
-            .await
-            .map_err(|err| self.payload_error(request(), err))?;
-        if status.is_success() || status == StatusCode::NOT_FOUND {
-            Ok(status)
+    async fn delete(&self, url: &str, json: Option<&'static str>) -> Result<StatusCode, HubError> {
+        let answer = self.exchange(Method::Delete { json }, url).await?;
+        if answer.status.is_success() || answer.status == StatusCode::NOT_FOUND {
+            Ok(answer.status)
         } else {
-            Err(status_error(request(), status, &body))
+            Err(self.status_error(Method::Delete { json }, url, &answer))
         }
     }
 
-    fn send_error(&self, request: String, err: awc::error::SendRequestError) -> HubError {
-        use awc::error::SendRequestError;
+    /// One request, start to finish (permit, send, whole body) within the
+    /// request timeout: a hub that sends headers and then stalls must not
+    /// hold a permit, or the pass, for ever.
+    async fn exchange(&self, method: Method, url: &str) -> Result<Answer, HubError> {
+        // The semaphore is never closed, so a permit always comes.
+        let _permit = self.permits.acquire().await.ok();
+        let attempt = async {
+            let builder = match method {
+                Method::Get { .. } => self.http.get(url),
+                Method::Delete { .. } => self.http.delete(url),
+            }
+            .insert_header(("Authorization", &*self.authorization));
+            let sent = match method {
+                Method::Get { paginated: true } => {
+                    builder
+                        .insert_header(("Accept", PAGINATION_MEDIA_TYPE))
+                        .send()
+                        .await
+                }
+                Method::Delete { json: Some(json) } => {
+                    builder
+                        .insert_header(("Content-Type", "application/json"))
+                        .send_body(json)
+                        .await
+                }
+                _ => builder.send().await,
+            };
+            let mut response = sent.map_err(|err| self.send_error(method, url, err))?;
+            let status = response.status();
+            let location = response
+                .headers()
+                .get("Location")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+            let body = response
+                .body()
+                .limit(LIST_BODY_LIMIT)
+                .await
+                .map_err(|err| HubError::BadBody {
+                    request: method.label(url),
+                    detail: format!("could not read the body: {err}"),
+                })?;
+            Ok(Answer {
+                status,
+                location,
+                body: body.to_vec(),
+            })
+        };
+        actix_rt::time::timeout(self.timeout, attempt)
+            .await
+            .unwrap_or_else(|_| Err(self.timeout_error(method, url)))
+    }
+
+    fn timeout_error(&self, method: Method, url: &str) -> HubError {
+        HubError::Timeout {
+            request: method.label(url),
+            seconds: self.timeout.as_secs(),
+        }
+    }
+
+    fn send_error(&self, method: Method, url: &str, err: awc::error::SendRequestError) -> HubError {
+        use awc::error::{ConnectError, SendRequestError};
         match err {
-            SendRequestError::Timeout => HubError::Timeout {
-                request,
-                seconds: self.timeout_secs,
-            },
-            SendRequestError::Connect(awc::error::ConnectError::Timeout) => HubError::Timeout {
-                request,
-                seconds: self.timeout_secs,
-            },
+            SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout) => {
+                self.timeout_error(method, url)
+            }
             other => HubError::Unreachable {
-                request,
+                request: method.label(url),
                 detail: other.to_string(),
             },
         }
     }
 
-    fn payload_error(&self, request: String, err: awc::error::PayloadError) -> HubError {
-        HubError::BadBody {
-            request,
-            detail: format!("could not read the body: {err}"),
-        }
+    /// Builds the error for a non-success status, using the hub's JSON
+    /// message when there is one, and never repeating the token (a proxy in
+    /// front of the hub may echo request headers).
+    fn status_error(&self, method: Method, url: &str, answer: &Answer) -> HubError {
+        let error = status_error(
+            method.label(url),
+            answer.status,
+            &answer.body,
+            answer.location.as_deref(),
+        );
+        redact(error, &self.token)
     }
 }
 
 /// Builds the error for a non-success status, using the hub's JSON message
 /// when there is one.
-fn status_error(request: String, status: StatusCode, body: &[u8]) -> HubError {
+fn status_error(
+    request: String,
+    status: StatusCode,
+    body: &[u8],
+    location: Option<&str>,
+) -> HubError {
+    if status.is_redirection() {
+        return HubError::Status {
+            request,
+            status: status.as_u16(),
+            message: format!(
+                "redirected to {}; --url must be the hub's API URL, ending in /hub/api",
+                location.unwrap_or("an unknown place")
+            ),
+        };
+    }
     let message = serde_json::from_slice::<models::ErrorBody>(body)
         .map(|error| error.message)
         .unwrap_or_else(|_| {
@@ -339,6 +403,30 @@ fn status_error(request: String, status: StatusCode, body: &[u8]) -> HubError {
             status: status.as_u16(),
             message,
         }
+    }
+}
+
+/// Removes the token from an error's message.
+fn redact(error: HubError, token: &str) -> HubError {
+    if token.is_empty() {
+        return error;
+    }
+    let clean = |text: String| text.replace(token, "<redacted>");
+    match error {
+        HubError::Forbidden { request, message } => HubError::Forbidden {
+            request,
+            message: clean(message),
+        },
+        HubError::Status {
+            request,
+            status,
+            message,
+        } => HubError::Status {
+            request,
+            status,
+            message: clean(message),
+        },
+        other => other,
     }
 }
 
@@ -376,6 +464,7 @@ mod tests {
             "GET u".into(),
             StatusCode::FORBIDDEN,
             br#"{"status": 403, "message": "Action is not authorized with current scopes; requires any of [list:users]"}"#,
+            None,
         );
         let text = scope.to_string();
         assert!(text.contains("requires any of [list:users]"), "{text}");
@@ -384,6 +473,7 @@ mod tests {
             "GET u".into(),
             StatusCode::FORBIDDEN,
             br#"{"status": 403, "message": "Missing or invalid credentials."}"#,
+            None,
         );
         assert!(token.to_string().contains("JUPYTERHUB_API_TOKEN"));
     }
@@ -394,6 +484,7 @@ mod tests {
             "DELETE u".into(),
             StatusCode::BAD_REQUEST,
             br#"{"message": "still stopping"}"#,
+            None,
         );
         assert_eq!(json.status(), Some(400));
         assert!(json.to_string().contains("still stopping"));
@@ -401,10 +492,37 @@ mod tests {
             "GET u".into(),
             StatusCode::BAD_GATEWAY,
             b"<html>bad gateway</html>",
+            None,
         );
         assert!(html.to_string().contains("<html>bad gateway"));
-        let empty = status_error("GET u".into(), StatusCode::INTERNAL_SERVER_ERROR, b"");
+        let empty = status_error("GET u".into(), StatusCode::INTERNAL_SERVER_ERROR, b"", None);
         assert!(empty.to_string().contains("Internal Server Error"));
+    }
+
+    #[test]
+    fn redirects_say_where_and_what_url_to_give() {
+        let moved = status_error(
+            "GET http://hub:8081/users".into(),
+            StatusCode::FOUND,
+            b"",
+            Some("/hub/users"),
+        );
+        let text = moved.to_string();
+        assert!(text.contains("redirected to /hub/users"), "{text}");
+        assert!(text.contains("/hub/api"), "{text}");
+    }
+
+    #[test]
+    fn echoed_tokens_are_redacted_from_messages() {
+        let echoed = status_error(
+            "GET u".into(),
+            StatusCode::BAD_REQUEST,
+            b"bad request; headers: Authorization: token s3cret",
+            None,
+        );
+        let text = redact(echoed, "s3cret").to_string();
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("<redacted>"), "{text}");
     }
 
     #[test]

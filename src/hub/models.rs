@@ -5,6 +5,7 @@
 //! absent, and the decisions must still be right.
 
 use super::time::Timestamp;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -13,9 +14,10 @@ use std::collections::BTreeMap;
 pub struct User {
     /// The user's name, used (percent-encoded) in every URL about them.
     pub name: String,
-    /// Admins can be spared with `--cull-admin-users=false`.
+    /// Admins can be spared with `--cull-admin-users=false`. The hub always
+    /// sends it; `None` (unknown) is treated as an admin when admins are spared.
     #[serde(default)]
-    pub admin: bool,
+    pub admin: Option<bool>,
     /// The user's latest activity (`read:users:activity`).
     #[serde(default)]
     pub last_activity: Option<Timestamp>,
@@ -90,7 +92,7 @@ impl User {
 }
 
 /// `_pagination` of a paginated list (JupyterHub >= 2.0).
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 pub struct Pagination {
     /// The offset of this page.
     pub offset: u64,
@@ -100,56 +102,79 @@ pub struct Pagination {
     pub total: u64,
 }
 
-/// A page of users in either of the shapes hubs send.
+/// A user record the hub sent that could not be read (a field of the wrong
+/// type, a timestamp that is not one). Only that user is skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectedUser {
+    /// The user's name, when even that could not be read `None`.
+    pub name: Option<String>,
+    /// What was wrong with the record.
+    pub reason: String,
+}
+
+/// One answer to `GET /users`, in either of the shapes hubs send.
 #[derive(Clone, Debug, PartialEq)]
-pub enum UserList {
-    /// JupyterHub >= 2.0 with the pagination `Accept` header.
-    Page {
-        /// The users of this page (may be fewer than `limit` with `state=ready`).
-        items: Vec<User>,
-        /// Where this page sits in the whole list.
-        pagination: Pagination,
-    },
-    /// Pre-2.0 hubs: every user at once, in a plain JSON list.
-    Everything(Vec<User>),
+pub struct UserList {
+    /// The users that could be read (with `state=ready`, possibly fewer
+    /// than the page's `limit` even when more pages follow).
+    pub users: Vec<User>,
+    /// The users whose records could not be read.
+    pub rejected: Vec<RejectedUser>,
+    /// Where this page sits in the whole list (JupyterHub >= 2.0 with the
+    /// pagination `Accept` header); `None` for a plain list, which holds
+    /// every user the hub was willing to send at once.
+    pub pagination: Option<Pagination>,
 }
 
 #[derive(Deserialize)]
-struct PageBody {
-    items: Vec<User>,
+struct PageBody<T> {
+    items: Vec<T>,
     #[serde(rename = "_pagination")]
     pagination: Pagination,
 }
 
+/// The items and pagination of a body, telling the two shapes apart by their
+/// first character so that errors name the real problem in either shape.
+fn items_of<T: DeserializeOwned>(
+    body: &[u8],
+) -> Result<(Vec<T>, Option<Pagination>), serde_json::Error> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        return Ok((serde_json::from_slice(body)?, None));
+    }
+    let page: PageBody<T> = serde_json::from_slice(body)?;
+    Ok((page.items, Some(page.pagination)))
+}
+
 impl UserList {
-    /// Reads a `GET /users` body, telling the two shapes apart by their first
-    /// character so that errors name the real problem in either shape.
+    /// Reads a `GET /users` body. A body that is not a user list at all is
+    /// an error; a list with unreadable users yields the others, with the
+    /// unreadable ones in `rejected` (as upstream, which fails per user).
     pub fn from_json(body: &[u8]) -> Result<Self, serde_json::Error> {
-        let first = body.iter().find(|b| !b.is_ascii_whitespace());
-        if first == Some(&b'[') {
-            return serde_json::from_slice(body).map(UserList::Everything);
+        if let Ok((users, pagination)) = items_of::<User>(body) {
+            return Ok(UserList {
+                users,
+                rejected: Vec::new(),
+                pagination,
+            });
         }
-        let page: PageBody = serde_json::from_slice(body)?;
-        Ok(UserList::Page {
-            items: page.items,
-            pagination: page.pagination,
-        })
-    }
-
-    /// The users in this response.
-    pub fn users(&self) -> &[User] {
-        match self {
-            UserList::Page { items, .. } => items,
-            UserList::Everything(users) => users,
+        let (items, pagination) = items_of::<serde_json::Value>(body)?;
+        let mut list = UserList {
+            users: Vec::with_capacity(items.len()),
+            rejected: Vec::new(),
+            pagination,
+        };
+        for item in items {
+            let name = item.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+            match User::deserialize(item) {
+                Ok(user) => list.users.push(user),
+                Err(err) => list.rejected.push(RejectedUser {
+                    name,
+                    reason: err.to_string(),
+                }),
+            }
         }
-    }
-
-    /// Takes the users out of this response.
-    pub fn into_users(self) -> Vec<User> {
-        match self {
-            UserList::Page { items, .. } => items,
-            UserList::Everything(users) => users,
-        }
+        Ok(list)
     }
 }
 
@@ -185,16 +210,14 @@ mod tests {
     #[test]
     fn paginated_page_with_culler_scopes() {
         let list = UserList::from_json(&fixture("users-ready-culler-scopes-paginated")).unwrap();
-        let UserList::Page { items, pagination } = &list else {
-            panic!("expected a page, got {list:?}");
-        };
+        let items = &list.users;
         assert_eq!(
-            *pagination,
-            Pagination {
+            list.pagination,
+            Some(Pagination {
                 offset: 0,
                 limit: 2,
                 total: 2
-            }
+            })
         );
         let names: Vec<_> = items.iter().map(|u| u.name.as_str()).collect();
         assert_eq!(names, ["alice", "carol@example.org"]);
@@ -215,7 +238,7 @@ mod tests {
     #[test]
     fn minimal_scopes_hide_created_and_groups() {
         let list = UserList::from_json(&fixture("users-ready-minimal-scopes-paginated")).unwrap();
-        let alice = &list.users()[0];
+        let alice = &list.users[0];
         assert_eq!(alice.created, None);
         assert_eq!(alice.groups, None);
         assert!(alice.last_activity.is_some());
@@ -223,7 +246,7 @@ mod tests {
 
         let inactive =
             UserList::from_json(&fixture("users-inactive-minimal-scopes-paginated")).unwrap();
-        let dave = &inactive.users()[0];
+        let dave = &inactive.users[0];
         assert_eq!(dave.name, "dave");
         assert_eq!(dave.last_activity, None);
         assert!(dave.visible_servers().unwrap().is_empty());
@@ -232,8 +255,8 @@ mod tests {
     #[test]
     fn plain_list_from_old_hubs_or_without_the_header() {
         let list = UserList::from_json(&fixture("users-ready-culler-scopes-plain-list")).unwrap();
-        assert!(matches!(list, UserList::Everything(_)));
-        assert!(!list.users().is_empty());
+        assert_eq!(list.pagination, None);
+        assert!(!list.users.is_empty());
     }
 
     #[test]
@@ -245,7 +268,8 @@ mod tests {
         ] {
             let list =
                 UserList::from_json(&fixture(name)).unwrap_or_else(|err| panic!("{name}: {err}"));
-            assert!(matches!(list, UserList::Page { .. }), "{name}");
+            assert!(list.pagination.is_some(), "{name}");
+            assert!(list.rejected.is_empty(), "{name}");
         }
     }
 
@@ -285,6 +309,31 @@ mod tests {
     fn garbage_is_an_error_not_an_empty_list() {
         assert!(UserList::from_json(b"<html>").is_err());
         assert!(UserList::from_json(br#"{"items": 3}"#).is_err());
-        assert!(UserList::from_json(br#"[{"name": "x", "last_activity": "whenever"}]"#).is_err());
+        assert!(UserList::from_json(br#"{"items": []}"#).is_err());
+        assert!(UserList::from_json(br#"[{"name": "x""#).is_err());
+    }
+
+    #[test]
+    fn one_unreadable_user_does_not_hide_the_others() {
+        let list = UserList::from_json(
+            br#"{"items": [
+                {"name": "ok1", "admin": false},
+                {"name": "bad", "admin": false, "last_activity": "whenever"},
+                {"admin": "yes"},
+                {"name": "ok2", "admin": true}
+            ], "_pagination": {"offset": 0, "limit": 50, "total": 4, "next": null}}"#,
+        )
+        .unwrap();
+        let names: Vec<_> = list.users.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["ok1", "ok2"]);
+        assert_eq!(list.rejected.len(), 2);
+        assert_eq!(list.rejected[0].name.as_deref(), Some("bad"));
+        assert!(
+            list.rejected[0].reason.contains("whenever"),
+            "{:?}",
+            list.rejected[0]
+        );
+        assert_eq!(list.rejected[1].name, None);
+        assert_eq!(list.pagination.map(|p| p.total), Some(4));
     }
 }

@@ -12,8 +12,8 @@
 
 use super::evaluator::{EvaluatePage, Evaluator};
 use super::Tally;
-use crate::hub::{HubClient, HubError, User, UserList, UserQuery, UserState};
-use crate::logging::{debug, error, Log};
+use crate::hub::{HubClient, HubError, HubVersion, UserList, UserQuery, UserState};
+use crate::logging::{debug, error, warning, Log};
 use actix::prelude::*;
 
 /// Run one whole pass; answered with what it did.
@@ -90,18 +90,18 @@ impl Walk {
             // Upstream's order: users without servers first, then the users
             // with ready servers (whose deletion follows their servers' stops).
             if self.cull_users {
-                tally += self.list(Some(UserState::Inactive)).await;
+                tally += self.list(&version, Some(UserState::Inactive)).await;
             }
-            tally += self.list(Some(UserState::Ready)).await;
+            tally += self.list(&version, Some(UserState::Ready)).await;
         } else {
             // Before 1.3 there is no filter: every user, judged here.
-            tally += self.list(None).await;
+            tally += self.list(&version, None).await;
         }
         tally
     }
 
     /// Walks one listing (one `state`) to the end.
-    async fn list(&self, state: Option<UserState>) -> Tally {
+    async fn list(&self, version: &HubVersion, state: Option<UserState>) -> Tally {
         let probe = UserQuery {
             state,
             offset: None,
@@ -111,31 +111,40 @@ impl Walk {
             Ok(list) => list,
             Err(err) => return self.failed(err),
         };
-        let (pagination, items) = match first {
-            UserList::Everything(users) => return self.evaluate(users).await,
-            UserList::Page { items, pagination } => (pagination, items),
+        let Some(pagination) = first.pagination else {
+            if version.release[0] >= 2 {
+                warning!(
+                    self.log,
+                    "JupyterHub {version} sent a plain list instead of a page (is something between us and the hub dropping the Accept header?); it may stop at the hub's api_page_max_limit"
+                );
+            }
+            return self.evaluate(first).await;
         };
         let limit = pagination.limit.max(1);
         if pagination.total <= limit {
-            return self.evaluate(items).await;
+            return self.evaluate(first).await;
         }
         // The first page is read again last: by then it is fresher.
-        drop(items);
-        let last = (pagination.total - 1) / limit * limit;
-        let mut offsets = (0..=last / limit).rev().map(|page| page * limit);
+        drop(first);
         let mut tally = Tally::default();
-        let mut next = offsets
-            .next()
-            .map(|offset| self.fetch(state, offset, limit));
-        while let Some(fetching) = next.take() {
+        let mut next = Some(self.fetch(state, last_offset(pagination.total, limit), limit));
+        while let Some((offset, fetching)) = next.take() {
             let page = fetching.await;
             // Fetch the page before this one while this one is acted on: the
-            // culls of this page cannot shift it.
-            next = offsets
-                .next()
-                .map(|offset| self.fetch(state, offset, limit));
+            // culls of this page cannot shift it. Each page's own total keeps
+            // the walk short when users went away (or the first was absurd).
+            if offset > 0 {
+                let total = page
+                    .as_ref()
+                    .ok()
+                    .and_then(|p| p.pagination)
+                    .map(|p| p.total);
+                let below = offset.saturating_sub(limit);
+                let below = total.map_or(below, |total| below.min(last_offset(total, limit)));
+                next = Some(self.fetch(state, below, limit));
+            }
             match page {
-                Ok(list) => tally += self.evaluate(list.into_users()).await,
+                Ok(list) => tally += self.evaluate(list).await,
                 Err(err) => tally += self.failed(err),
             }
         }
@@ -148,7 +157,10 @@ impl Walk {
         state: Option<UserState>,
         offset: u64,
         limit: u64,
-    ) -> impl std::future::Future<Output = Result<UserList, HubError>> {
+    ) -> (
+        u64,
+        impl std::future::Future<Output = Result<UserList, HubError>>,
+    ) {
         let client = self.client.clone();
         let query = UserQuery {
             state,
@@ -156,34 +168,72 @@ impl Walk {
             limit: Some(limit),
         };
         let task = actix_rt::spawn(async move { client.list_users(query).await });
-        async move {
+        let fetching = async move {
             task.await.unwrap_or_else(|_| {
-                Err(HubError::BadBody {
-                    request: format!("GET users offset={offset}"),
-                    detail: "the fetch was cancelled".into(),
+                Err(HubError::Unreachable {
+                    request: format!("GET users?offset={offset}"),
+                    detail: "the request was abandoned because the culler is stopping".into(),
                 })
             })
-        }
+        };
+        (offset, fetching)
     }
 
-    async fn evaluate(&self, users: Vec<User>) -> Tally {
-        if users.is_empty() {
-            return Tally::default();
+    /// Hands a page to the Evaluator and waits until it has been acted on;
+    /// users the hub sent unreadable records for are logged and counted.
+    async fn evaluate(&self, list: UserList) -> Tally {
+        let mut tally = Tally::default();
+        for rejected in &list.rejected {
+            error!(
+                self.log,
+                "Skipping user {}: the hub's record of them is unreadable: {}",
+                rejected.name.as_deref().unwrap_or("(no name)"),
+                rejected.reason
+            );
+            tally.errors += 1;
         }
-        match self.evaluator.send(EvaluatePage { users }).await {
-            Ok(tally) => tally,
+        if list.users.is_empty() {
+            return tally;
+        }
+        match self
+            .evaluator
+            .send(EvaluatePage { users: list.users })
+            .await
+        {
+            Ok(page) => tally += page,
             Err(err) => {
                 error!(
                     self.log,
                     "The evaluator did not answer ({err}); this page was skipped"
                 );
-                Tally::failure()
+                tally.errors += 1;
             }
         }
+        tally
     }
 
     fn failed(&self, err: HubError) -> Tally {
         error!(self.log, "Cannot list users: {err}");
         Tally::failure()
+    }
+}
+
+/// The offset of the last page of a list of `total` users.
+fn last_offset(total: u64, limit: u64) -> u64 {
+    total.saturating_sub(1) / limit * limit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_offset;
+
+    #[test]
+    fn last_offset_is_the_start_of_the_last_page() {
+        assert_eq!(last_offset(0, 5), 0);
+        assert_eq!(last_offset(1, 5), 0);
+        assert_eq!(last_offset(5, 5), 0);
+        assert_eq!(last_offset(6, 5), 5);
+        assert_eq!(last_offset(30, 5), 25);
+        assert_eq!(last_offset(31, 5), 30);
     }
 }

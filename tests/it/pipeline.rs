@@ -6,6 +6,7 @@
 //! variable) and asserts exactly what its name says. Nothing sleeps.
 
 use std::collections::BTreeSet;
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
@@ -754,6 +755,33 @@ fn malformed_user_lists_exit_non_zero_and_delete_nothing() {
 }
 
 #[test]
+fn one_unreadable_user_is_skipped_and_the_rest_of_the_page_is_culled() {
+    let two_hours_ago = ago(hours(2)).to_rfc3339();
+    let server = |stamp: &str| {
+        serde_json::json!({"": {"name": "", "ready": true, "pending": null, "url": "/user/x/",
+                                "started": stamp, "last_activity": stamp}})
+    };
+    let page = serde_json::json!({
+        "items": [
+            {"name": "bad", "admin": false, "last_activity": "whenever", "servers": server(&two_hours_ago)},
+            {"name": "good", "admin": false, "last_activity": two_hours_ago, "servers": server(&two_hours_ago)},
+        ],
+        "_pagination": {"offset": 0, "limit": 50, "total": 2, "next": null},
+    });
+    let hub = start(
+        HubConfig::new()
+            .fault(Fault::raw("GET", "/users", 200, &page.to_string()))
+            .user(idle_user("bad"))
+            .user(idle_user("good")),
+    );
+    let out = once(&hub).arg(TIMEOUT_1H).run();
+    out.assert_failure();
+    assert_eq!(stopped(&hub), pairs(&[("good", "")]), "{out}");
+    assert!(out.stderr.contains("Skipping user bad"), "{out}");
+    assert!(out.stderr.contains("whenever"), "{out}");
+}
+
+#[test]
 fn a_500_on_one_server_stop_does_not_prevent_the_others() {
     let hub = start(
         HubConfig::new()
@@ -785,6 +813,36 @@ fn request_timeout_env_bounds_a_hung_hub() {
         .run();
     out.assert_failure();
     assert!(hub.deletes().is_empty(), "{}", deletes_text(&hub));
+}
+
+#[test]
+fn request_timeout_covers_a_hub_that_stalls_after_its_headers() {
+    // Headers, then a body that never finishes: the timeout must cover the
+    // whole answer, or one stalled request would hold the pass for ever.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hub/api", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                request.push(byte[0]);
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"vers",
+            );
+            held.push(stream);
+        }
+    });
+    let out = Culler::against(&url, TOKEN)
+        .args(["--once", TIMEOUT_1H])
+        .env("JUPYTERHUB_REQUEST_TIMEOUT", "1")
+        .deadline(secs(20))
+        .run();
+    out.assert_failure();
+    assert!(out.stderr.contains("no answer within 1 s"), "{out}");
 }
 
 #[test]
