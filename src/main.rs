@@ -13,10 +13,9 @@ fn main() -> ExitCode {
     let raw = match cli::parse(std::env::args_os()) {
         Ok(raw) => raw,
         Err(CliOutcome::Info(text)) => {
-            // clap prints `--version` itself and leaves the text empty.
-            if !text.is_empty() {
-                println!("{text}");
-            }
+            // clap prints `--version` itself, without a newline, and leaves
+            // the text empty.
+            println!("{text}");
             return ExitCode::SUCCESS;
         }
         Err(CliOutcome::Invalid(line)) => return usage_error(&line),
