@@ -1044,21 +1044,9 @@ pub fn server_path(user: &str, server: &str) -> String {
     }
 }
 
-/// Percent-encodes one URL path segment (everything but RFC 3986
-/// unreserved characters), since user names may hold `@`, `+`, spaces or
-/// non-ASCII.
-pub fn encode(segment: &str) -> String {
-    let mut out = String::new();
-    for byte in segment.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
-}
+/// Percent-encodes one URL path segment: user names may hold `@`, `+`,
+/// spaces or non-ASCII. The fake hub's encoder serves both test hubs.
+pub use super::fake_hub::percent_encode as encode;
 
 /// The last `lines` lines of `text`.
 fn tail(text: &str, lines: usize) -> String {
