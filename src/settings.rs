@@ -4,7 +4,7 @@
 //! flag or variable and what would be right.
 
 use crate::cli::RawArgs;
-use crate::hub::{internal_ssl, ApiToken, HubConfig, TlsError};
+use crate::hub::{internal_ssl, system_roots, ApiToken, HubConfig, TlsError};
 use crate::logging::LogLevel;
 use crate::policy::CullPolicy;
 use std::fmt;
@@ -80,6 +80,8 @@ pub enum SettingsError {
     },
     /// `--ssl-enabled` with unusable certificates.
     Tls(TlsError),
+    /// An `https://` URL, and no usable CA bundle to check the hub with.
+    SystemRoots(TlsError),
     /// `--log-level` is not a level.
     BadLogLevel(String),
     /// A number outside what the flag allows.
@@ -125,6 +127,7 @@ impl fmt::Display for SettingsError {
             ),
             SettingsError::BadUrl { url, why } => write!(f, "--url={url:?}: {why}"),
             SettingsError::Tls(err) => write!(f, "--ssl-enabled: {err}"),
+            SettingsError::SystemRoots(err) => write!(f, "https:// hub URL: {err}"),
             SettingsError::BadLogLevel(message) => f.write_str(message),
             SettingsError::OutOfRange {
                 flag,
@@ -264,6 +267,12 @@ impl Settings {
                 .as_deref()
                 .unwrap_or("internal-ssl");
             Some(internal_ssl(Path::new(location)).map_err(SettingsError::Tls)?)
+        } else if base_url.to_ascii_lowercase().starts_with("https://") {
+            let bundle = env("SSL_CERT_FILE").filter(|f| !f.trim().is_empty());
+            Some(
+                system_roots(bundle.as_deref().map(Path::new))
+                    .map_err(SettingsError::SystemRoots)?,
+            )
         } else {
             None
         };
@@ -682,6 +691,38 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, SettingsError::Tls(_)), "{err}");
         assert!(err.to_string().contains("/nonexistent/hub-ca/hub-ca.crt"));
+    }
+
+    #[test]
+    fn https_urls_trust_the_system_bundle_or_ssl_cert_file() {
+        let url = "--url=https://hub.example.org/hub/api";
+        let bundle = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/tls/test-ca.pem"
+        );
+        let s = settings(
+            &[url],
+            &[("JUPYTERHUB_API_TOKEN", "t"), ("SSL_CERT_FILE", bundle)],
+        )
+        .unwrap();
+        assert!(s.hub.tls.is_some());
+        let err = settings(
+            &[url],
+            &[
+                ("JUPYTERHUB_API_TOKEN", "t"),
+                ("SSL_CERT_FILE", "/nonexistent.pem"),
+            ],
+        )
+        .unwrap_err();
+        assert!(matches!(err, SettingsError::SystemRoots(_)), "{err}");
+        assert!(settings(
+            &["--url=http://hub/hub/api"],
+            &[("JUPYTERHUB_API_TOKEN", "t")]
+        )
+        .unwrap()
+        .hub
+        .tls
+        .is_none());
     }
 
     #[test]

@@ -63,6 +63,12 @@ impl HubError {
 impl fmt::Display for HubError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            HubError::Unreachable { request, detail } if detail.contains("certificate") => write!(
+                f,
+                "{request}: the hub's TLS certificate was not accepted ({detail}); \
+                 install its CA in the system bundle or point SSL_CERT_FILE at it, \
+                 or use --ssl-enabled for JupyterHub's internal_ssl"
+            ),
             HubError::Unreachable { request, detail } => write!(
                 f,
                 "{request}: cannot reach the hub ({detail}); check --url / JUPYTERHUB_API_URL and that the hub is running"
@@ -92,3 +98,22 @@ impl fmt::Display for HubError {
 }
 
 impl std::error::Error for HubError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_failures_point_at_the_ca_not_the_url() {
+        let tls = HubError::Unreachable {
+            request: "GET https://hub/hub/api/".into(),
+            detail: "invalid peer certificate: UnknownIssuer".into(),
+        };
+        assert!(tls.to_string().contains("SSL_CERT_FILE"), "{tls}");
+        let refused = HubError::Unreachable {
+            request: "GET http://hub/hub/api/".into(),
+            detail: "Connection refused".into(),
+        };
+        assert!(refused.to_string().contains("--url"), "{refused}");
+    }
+}

@@ -13,7 +13,7 @@ mod version;
 pub use error::{HubError, REQUIRED_SCOPES};
 pub use models::{Pagination, RejectedUser, Server, User, UserList};
 pub use time::{BadTimestamp, Timestamp};
-pub use tls::{internal_ssl, TlsError};
+pub use tls::{internal_ssl, system_roots, TlsError};
 pub use version::HubVersion;
 
 use awc::http::StatusCode;
