@@ -845,22 +845,21 @@ fn hub_config(inputs: &ConfigInputs) -> String {
         "c.ConfigurableHTTPProxy.api_url = \"{scheme}://127.0.0.1:{}\"",
         inputs.proxy_api_port
     ));
-    line(format!(
-        "c.ConfigurableHTTPProxy.pid_file = {}",
-        py(format!("{dir}/proxy.pid"))
-    ));
-    line(format!(
-        "c.JupyterHub.db_url = {}",
-        py(format!("sqlite:///{dir}/jupyterhub.sqlite"))
-    ));
-    line(format!(
-        "c.JupyterHub.cookie_secret_file = {}",
-        py(format!("{dir}/jupyterhub_cookie_secret"))
-    ));
-    line(format!(
-        "c.JupyterHub.pid_file = {}",
-        py(format!("{dir}/jupyterhub.pid"))
-    ));
+    // Every file the hub and proxy write stays in this hub's directory.
+    for (setting, value) in [
+        ("ConfigurableHTTPProxy.pid_file", format!("{dir}/proxy.pid")),
+        (
+            "JupyterHub.db_url",
+            format!("sqlite:///{dir}/jupyterhub.sqlite"),
+        ),
+        (
+            "JupyterHub.cookie_secret_file",
+            format!("{dir}/jupyterhub_cookie_secret"),
+        ),
+        ("JupyterHub.pid_file", format!("{dir}/jupyterhub.pid")),
+    ] {
+        line(format!("c.{setting} = {}", py(value)));
+    }
     // The proxy must not refresh last_activity from routes: tests decide
     // what is idle.
     line("c.JupyterHub.last_activity_interval = 3600".into());
