@@ -71,6 +71,14 @@ pub struct RawArgs {
     #[structopt(long, value_name = "URL")]
     pub url: Option<String>,
 
+    /// Times a failed request is sent again within a pass (connection errors, timeouts, 429, 5xx) [default: 5]
+    #[structopt(long, value_name = "N", allow_hyphen_values = true)]
+    pub retries: Option<String>,
+
+    /// Seconds the first retry waits at most; each retry doubles it, up to 30 s, with random jitter [default: 1]
+    #[structopt(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub retry_delay: Option<String>,
+
     /// Run one pass, then exit: 0 when it succeeded, 1 when anything failed
     #[structopt(long)]
     pub once: bool,

@@ -15,13 +15,16 @@
 //!   `--cull-every`; the Lister walks the user pages (last to first, so
 //!   culls never shift a page not yet read) and hands each to the
 //!   **Evaluator**, which judges users with [`policy`] and sends stop and
-//!   delete commands to a pool of **Executors**; a **Supervisor** starts them
-//!   all and restarts any that stop. Every hand-over awaits its answer, so
-//!   memory stays bounded by a page or two, and one semaphore in the hub
-//!   client bounds all requests by `--concurrency`.
+//!   delete commands to a pool of **Executors**, which send every request to
+//!   the hub (one at a time each: the pool's size is `--concurrency`) and
+//!   retry what may pass on a second try; a **Supervisor** starts them all,
+//!   restarts any that fail, and runs the graceful stop. Every hand-over
+//!   awaits its answer, so memory stays bounded by a page or two.
+//! - [`exit`]: the exit codes.
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod exit;
 pub mod hub;
 pub mod logging;
 pub mod pipeline;

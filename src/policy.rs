@@ -7,7 +7,7 @@
 //! timestamps is skipped instead of abandoning its user, and
 //! `--cull-admin-users=false` spares admins from `--max-age` too.
 
-use crate::hub::{Server, Timestamp, User};
+use crate::hub::{Readiness, Server, Timestamp, User};
 use chrono::{DateTime, Utc};
 use std::fmt;
 
@@ -149,8 +149,13 @@ pub fn judge_server(
     if let Some(action) = server.pending.as_deref().filter(|a| !a.is_empty()) {
         return ServerVerdict::Skip(SkipReason::Pending(action.to_owned()));
     }
-    let has_url = server.url.as_deref().is_some_and(|url| !url.is_empty());
-    if !server.ready.unwrap_or(has_url) {
+    let ready = match server.ready {
+        Readiness::Ready => true,
+        Readiness::NotReady => false,
+        // Pre-0.9 hubs: a URL meant ready.
+        Readiness::Unstated => server.url.as_deref().is_some_and(|url| !url.is_empty()),
+    };
+    if !ready {
         return ServerVerdict::Skip(SkipReason::NotReady);
     }
     let (idle, age) = clocks(server.last_activity, server.started, now);
@@ -280,7 +285,7 @@ mod tests {
     fn server(last_activity: Option<Timestamp>, started: Option<Timestamp>) -> Server {
         Server {
             name: String::new(),
-            ready: Some(true),
+            ready: Readiness::Ready,
             pending: None,
             started,
             last_activity,
@@ -385,13 +390,13 @@ mod tests {
     #[test]
     fn not_ready_servers_are_skipped() {
         let mut s = server(ago(10_000), ago(10_000));
-        s.ready = Some(false);
+        s.ready = Readiness::NotReady;
         assert_eq!(
             judge_server(&policy(), now(), "", &s),
             ServerVerdict::Skip(SkipReason::NotReady)
         );
         // Pre-0.9 hubs: no `ready`, and a URL means ready.
-        s.ready = None;
+        s.ready = Readiness::Unstated;
         assert_eq!(
             culled(&judge_server(&policy(), now(), "", &s)),
             Some(CullReason::Idle)

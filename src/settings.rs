@@ -4,6 +4,7 @@
 //! flag or variable and what would be right.
 
 use crate::cli::RawArgs;
+use crate::hub::retry::RetryPolicy;
 use crate::hub::{internal_ssl, system_roots, ApiToken, HubConfig, TlsError};
 use crate::logging::LogLevel;
 use crate::policy::CullPolicy;
@@ -19,6 +20,10 @@ pub const UNLIMITED_CONCURRENCY: usize = 256;
 /// allowed request, and no hub wants more requests than this at once.
 pub const MAX_CONCURRENCY: u64 = 1000;
 
+/// The most `--retries` accepted: past this a pass would wait on a dead
+/// hub for many minutes instead of reporting it.
+pub const MAX_RETRIES: u32 = 20;
+
 /// The config file upstream loads from the working directory by default.
 pub const UPSTREAM_CONFIG_FILE: &str = "idle_culler_config.py";
 
@@ -27,6 +32,11 @@ pub const UPSTREAM_CONFIG_FILE: &str = "idle_culler_config.py";
 pub struct Settings {
     /// How to reach the hub.
     pub hub: HubConfig,
+    /// The most requests outstanding to the hub at once (`--concurrency`):
+    /// the size of the executor pool, which is the bound's one owner.
+    pub concurrency: usize,
+    /// When to send a failed request again (`--retries`, `--retry-delay`).
+    pub retry: RetryPolicy,
     /// What to cull.
     pub policy: CullPolicy,
     /// Time between the starts of two passes.
@@ -47,6 +57,13 @@ pub enum SettingsError {
     /// A flag that takes a whole number got something else.
     NotANumber {
         /// The flag, e.g. `--timeout`.
+        flag: &'static str,
+        /// What was given.
+        value: String,
+    },
+    /// A flag that takes a number of seconds got something else.
+    NotSeconds {
+        /// The flag.
         flag: &'static str,
         /// What was given.
         value: String,
@@ -106,6 +123,10 @@ impl fmt::Display for SettingsError {
             SettingsError::NotANumber { flag, value } => write!(
                 f,
                 "{flag}={value:?} is not a whole number of 0 or more (e.g. {flag}=600)"
+            ),
+            SettingsError::NotSeconds { flag, value } => write!(
+                f,
+                "{flag}={value:?} is not a number of seconds of 0 or more (e.g. {flag}=0.5)"
             ),
             SettingsError::NotABool { flag, value } => write!(
                 f,
@@ -200,6 +221,20 @@ impl Settings {
         };
         let api_page_size =
             number("--api-page-size", raw.api_page_size.as_deref())?.filter(|&n| n > 0);
+        let mut retry = RetryPolicy::default();
+        if let Some(retries) = number("--retries", raw.retries.as_deref())? {
+            retry.retries = u32::try_from(retries)
+                .ok()
+                .filter(|&n| n <= MAX_RETRIES)
+                .ok_or(SettingsError::OutOfRange {
+                    flag: "--retries",
+                    value: retries,
+                    allowed: "at most 20 retries",
+                })?;
+        }
+        if let Some(text) = raw.retry_delay.as_deref() {
+            retry.base_delay = seconds("--retry-delay", text)?.min(retry.max_delay);
+        }
 
         let policy = CullPolicy {
             timeout_secs,
@@ -282,9 +317,10 @@ impl Settings {
                 base_url,
                 token: ApiToken::new(token),
                 request_timeout,
-                concurrency,
                 tls,
             },
+            concurrency,
+            retry,
             policy,
             cull_every: Duration::from_secs(cull_every_secs),
             api_page_size,
@@ -302,6 +338,19 @@ fn number(flag: &'static str, value: Option<&str>) -> Result<Option<u64>, Settin
         .parse::<u64>()
         .map(Some)
         .map_err(|_| SettingsError::NotANumber {
+            flag,
+            value: text.to_owned(),
+        })
+}
+
+/// Reads a flag given in seconds, fractions allowed.
+fn seconds(flag: &'static str, text: &str) -> Result<Duration, SettingsError> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|secs| *secs >= 0.0)
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .ok_or_else(|| SettingsError::NotSeconds {
             flag,
             value: text.to_owned(),
         })
@@ -332,7 +381,7 @@ fn boolean(
 /// Checks the hub URL and drops trailing slashes (we add our own).
 fn check_url(url: &str) -> Result<String, SettingsError> {
     let bad = |why| SettingsError::BadUrl {
-        url: url.to_owned(),
+        url: without_userinfo(url),
         why,
     };
     let lower = url.to_ascii_lowercase();
@@ -353,7 +402,35 @@ fn check_url(url: &str) -> Result<String, SettingsError> {
     if url.chars().any(char::is_whitespace) {
         return Err(bad("contains white space"));
     }
+    if authority(url).contains('@') {
+        return Err(bad(
+            "holds a user name or password; the culler authenticates with JUPYTERHUB_API_TOKEN \
+             (and would have to log this URL): remove the part before @",
+        ));
+    }
+    if url.contains('?') || url.contains('#') {
+        return Err(bad(
+            "holds a query (?...) or fragment (#...), which the culler would silently drop \
+             from every request; give the API's base URL, e.g. http://127.0.0.1:8081/hub/api",
+        ));
+    }
     Ok(url.trim_end_matches('/').to_owned())
+}
+
+/// The `user:password@host:port` part of a URL.
+fn authority(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split(['/', '?', '#']).next().unwrap_or("")
+}
+
+/// The URL with any `user:password@` replaced, so that an error about it
+/// never shows a password.
+fn without_userinfo(url: &str) -> String {
+    let host = authority(url);
+    match host.rsplit_once('@') {
+        Some((_, host_port)) => url.replacen(authority(url), &format!("***@{host_port}"), 1),
+        None => url.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -385,7 +462,7 @@ mod tests {
         assert_eq!(s.policy, CullPolicy::default());
         assert_eq!(s.policy.timeout_secs, 600);
         assert_eq!(s.cull_every, Duration::from_secs(300));
-        assert_eq!(s.hub.concurrency, 10);
+        assert_eq!(s.concurrency, 10);
         assert_eq!(s.api_page_size, None);
         assert_eq!(s.hub.base_url, "http://127.0.0.1:8081/hub/api");
         assert_eq!(s.hub.request_timeout, Duration::from_secs(60));
@@ -433,7 +510,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.cull_every, Duration::from_secs(60));
-        assert_eq!(s.hub.concurrency, 5);
+        assert_eq!(s.concurrency, 5);
         assert_eq!(s.policy.max_age_secs, None);
         assert!(s.policy.cull_users && s.policy.remove_named_servers);
     }
@@ -518,17 +595,14 @@ mod tests {
     #[test]
     fn concurrency_zero_means_no_practical_limit() {
         let s = settings(&["--concurrency=0"], HUB).unwrap();
-        assert_eq!(s.hub.concurrency, UNLIMITED_CONCURRENCY);
+        assert_eq!(s.concurrency, UNLIMITED_CONCURRENCY);
         assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
     }
 
     #[test]
     fn absurd_concurrency_is_refused() {
         assert_eq!(
-            settings(&["--concurrency=1000"], HUB)
-                .unwrap()
-                .hub
-                .concurrency,
+            settings(&["--concurrency=1000"], HUB).unwrap().concurrency,
             1000
         );
         let err = settings(&["--concurrency=18446744073709551615"], HUB).unwrap_err();
@@ -656,6 +730,54 @@ mod tests {
                 .base_url,
             "https://hub.example.org/hub/api"
         );
+    }
+
+    #[test]
+    fn userinfo_in_the_url_is_refused_without_showing_the_password() {
+        let env = &[("JUPYTERHUB_API_TOKEN", "t")];
+        let err = settings(&["--url=http://admin:pa55word@hub:8081/hub/api"], env).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, SettingsError::BadUrl { .. }), "{text}");
+        assert!(
+            !text.contains("pa55word") && !text.contains("admin"),
+            "{text}"
+        );
+        assert!(text.contains("***@hub:8081"), "{text}");
+    }
+
+    #[test]
+    fn a_query_or_fragment_in_the_url_is_refused() {
+        let env = &[("JUPYTERHUB_API_TOKEN", "t")];
+        for url in [
+            "--url=http://hub:8081/hub/api?token=x",
+            "--url=http://hub:8081/hub/api#users",
+        ] {
+            let err = settings(&[url], env).unwrap_err();
+            assert!(err.to_string().contains("query"), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn retries_and_their_delay_are_flags() {
+        let s = settings(&[], HUB).unwrap();
+        assert_eq!(s.retry, RetryPolicy::default());
+        let s = settings(&["--retries=0", "--retry-delay=0.25"], HUB).unwrap();
+        assert_eq!(s.retry.retries, 0);
+        assert_eq!(s.retry.base_delay, Duration::from_millis(250));
+        assert!(matches!(
+            settings(&["--retries=21"], HUB),
+            Err(SettingsError::OutOfRange {
+                flag: "--retries",
+                ..
+            })
+        ));
+        assert!(matches!(
+            settings(&["--retry-delay=-1"], HUB),
+            Err(SettingsError::NotSeconds {
+                flag: "--retry-delay",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! What can go wrong talking to the hub, each with enough context for an
-//! operator to act on it from one log line.
+//! operator to act on it from one log line, and with the one fact the retry
+//! policy needs: whether trying again can help.
 
 use std::fmt;
+use std::time::Duration;
 
 /// The scopes the culler's role needs; named in every "forbidden" error.
 pub const REQUIRED_SCOPES: &str =
@@ -10,14 +12,23 @@ pub const REQUIRED_SCOPES: &str =
 /// A failed request to the hub.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HubError {
-    /// No connection could be made (hub down, wrong URL, TLS refused).
+    /// No connection could be made, or it broke before the whole answer
+    /// arrived (hub down or restarting, a proxy dropping a kept-alive
+    /// connection, a wrong URL).
     Unreachable {
         /// The request, as `METHOD url`.
         request: String,
         /// What the connector said.
         detail: String,
     },
-    /// No answer within `JUPYTERHUB_REQUEST_TIMEOUT`.
+    /// The hub's TLS certificate was refused: trying again cannot help.
+    Untrusted {
+        /// The request, as `METHOD url`.
+        request: String,
+        /// What the TLS layer said.
+        detail: String,
+    },
+    /// No whole answer within `JUPYTERHUB_REQUEST_TIMEOUT`.
     Timeout {
         /// The request, as `METHOD url`.
         request: String,
@@ -39,6 +50,8 @@ pub enum HubError {
         status: u16,
         /// The hub's message, or the start of the body.
         message: String,
+        /// What a `Retry-After` header asked for (429 and 503 carry it).
+        retry_after: Option<Duration>,
     },
     /// A success status with a body we could not read.
     BadBody {
@@ -58,12 +71,58 @@ impl HubError {
             _ => None,
         }
     }
+
+    /// The request that failed, as `METHOD url`.
+    pub fn request(&self) -> &str {
+        match self {
+            HubError::Unreachable { request, .. }
+            | HubError::Untrusted { request, .. }
+            | HubError::Timeout { request, .. }
+            | HubError::Forbidden { request, .. }
+            | HubError::Status { request, .. }
+            | HubError::BadBody { request, .. } => request,
+        }
+    }
+
+    /// Whether the same request may succeed if sent again: the connection
+    /// failed or broke, no answer in time, the hub is overloaded (429) or
+    /// failing (5xx, as a proxy answers while the hub restarts). Every
+    /// request the culler makes is idempotent at the hub, so retrying these
+    /// is always safe. A refusal, a 4xx or an unreadable 200 would only
+    /// fail again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            HubError::Unreachable { .. } | HubError::Timeout { .. } => true,
+            HubError::Status { status, .. } => *status == 429 || (500..600).contains(status),
+            HubError::Untrusted { .. } | HubError::Forbidden { .. } | HubError::BadBody { .. } => {
+                false
+            }
+        }
+    }
+
+    /// Whether this says the hub as a whole cannot be reached (rather than
+    /// that one request failed): once a request gives up for this reason the
+    /// rest of the pass is not sent.
+    pub fn is_outage(&self) -> bool {
+        matches!(
+            self,
+            HubError::Unreachable { .. } | HubError::Timeout { .. }
+        )
+    }
+
+    /// How long the hub asked us to wait before trying again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            HubError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for HubError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HubError::Unreachable { request, detail } if detail.contains("certificate") => write!(
+            HubError::Untrusted { request, detail } => write!(
                 f,
                 "{request}: the hub's TLS certificate was not accepted ({detail}); \
                  install its CA in the system bundle or point SSL_CERT_FILE at it, \
@@ -89,6 +148,7 @@ impl fmt::Display for HubError {
                 request,
                 status,
                 message,
+                ..
             } => write!(f, "{request}: the hub answered {status}: {message}"),
             HubError::BadBody { request, detail } => {
                 write!(f, "{request}: the hub's answer is not what JupyterHub sends: {detail}")
@@ -103,9 +163,18 @@ impl std::error::Error for HubError {}
 mod tests {
     use super::*;
 
+    fn status(code: u16) -> HubError {
+        HubError::Status {
+            request: "DELETE u".into(),
+            status: code,
+            message: "m".into(),
+            retry_after: None,
+        }
+    }
+
     #[test]
     fn certificate_failures_point_at_the_ca_not_the_url() {
-        let tls = HubError::Unreachable {
+        let tls = HubError::Untrusted {
             request: "GET https://hub/hub/api/".into(),
             detail: "invalid peer certificate: UnknownIssuer".into(),
         };
@@ -115,5 +184,60 @@ mod tests {
             detail: "Connection refused".into(),
         };
         assert!(refused.to_string().contains("--url"), "{refused}");
+    }
+
+    #[test]
+    fn only_failures_that_can_pass_on_a_second_try_are_transient() {
+        for code in [429, 500, 502, 503, 504] {
+            assert!(status(code).is_transient(), "{code}");
+        }
+        for code in [400, 404, 405, 409, 422] {
+            assert!(!status(code).is_transient(), "{code}");
+        }
+        let unreachable = HubError::Unreachable {
+            request: "GET u".into(),
+            detail: "reset".into(),
+        };
+        let timeout = HubError::Timeout {
+            request: "GET u".into(),
+            seconds: 1,
+        };
+        assert!(unreachable.is_transient() && unreachable.is_outage());
+        assert!(timeout.is_transient() && timeout.is_outage());
+        assert!(
+            !status(503).is_outage(),
+            "one 503 says nothing of the hub as a whole"
+        );
+        let refused = HubError::Forbidden {
+            request: "GET u".into(),
+            message: "requires any of [list:users]".into(),
+        };
+        let untrusted = HubError::Untrusted {
+            request: "GET u".into(),
+            detail: "certificate".into(),
+        };
+        let garbage = HubError::BadBody {
+            request: "GET u".into(),
+            detail: "expected value".into(),
+        };
+        for err in [refused, untrusted, garbage] {
+            assert!(!err.is_transient() && !err.is_outage(), "{err}");
+        }
+    }
+
+    #[test]
+    fn every_error_names_its_request() {
+        assert_eq!(status(500).request(), "DELETE u");
+        assert_eq!(status(500).status(), Some(500));
+        let refused = HubError::Forbidden {
+            request: "GET x".into(),
+            message: String::new(),
+        };
+        assert_eq!((refused.request(), refused.status()), ("GET x", Some(403)));
+        let timeout = HubError::Timeout {
+            request: "GET y".into(),
+            seconds: 3,
+        };
+        assert_eq!((timeout.request(), timeout.status()), ("GET y", None));
     }
 }

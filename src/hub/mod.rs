@@ -1,17 +1,20 @@
 //! A typed client for the few JupyterHub REST endpoints the culler uses.
 //!
-//! Every request waits for a permit from one shared semaphore first, so
-//! `--concurrency` bounds everything outstanding to the hub (lists and
-//! deletes alike), whichever actor sends it.
+//! One call is one attempt: the client neither retries nor limits how many
+//! requests are outstanding. Both are the executor pool's job
+//! ([`crate::pipeline::pool`]), which is the one owner of `--concurrency`.
+//! What the client does own is turning every answer into a typed outcome or
+//! a [`HubError`] that says whether trying again can help.
 
 mod error;
 mod models;
+pub mod retry;
 mod time;
 mod tls;
 mod version;
 
 pub use error::{HubError, REQUIRED_SCOPES};
-pub use models::{Pagination, RejectedUser, Server, User, UserList};
+pub use models::{Pagination, Readiness, RejectedUser, Server, User, UserList};
 pub use time::{BadTimestamp, Timestamp};
 pub use tls::{internal_ssl, system_roots, TlsError};
 pub use version::HubVersion;
@@ -20,7 +23,6 @@ use awc::http::StatusCode;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 
 /// The media type that makes JupyterHub >= 2.0 answer with `_pagination`.
 const PAGINATION_MEDIA_TYPE: &str = "application/jupyterhub-pagination+json";
@@ -37,6 +39,12 @@ impl ApiToken {
     /// Wraps a token read from the environment.
     pub fn new(token: String) -> Self {
         ApiToken(token)
+    }
+
+    /// The token itself: for the request header, and for the log, which
+    /// scrubs it from every line.
+    pub fn expose(&self) -> &str {
+        &self.0
     }
 }
 
@@ -55,8 +63,6 @@ pub struct HubConfig {
     pub token: ApiToken,
     /// How long one request may take (`JUPYTERHUB_REQUEST_TIMEOUT`).
     pub request_timeout: Duration,
-    /// The most requests outstanding at once (`--concurrency`).
-    pub concurrency: usize,
     /// TLS settings for JupyterHub's internal SSL (`--ssl-enabled`).
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -93,7 +99,7 @@ pub struct UserQuery {
 /// What a request to stop a server achieved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopOutcome {
-    /// 204: the server is stopped.
+    /// 204 (or another 2xx but 202): the server is stopped.
     Stopped,
     /// 202: the stop is still going on after the hub's `slow_stop_timeout`.
     StillStopping,
@@ -102,22 +108,26 @@ pub enum StopOutcome {
 }
 
 /// What a request to delete a user achieved.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeleteOutcome {
-    /// 204: the user is deleted.
+    /// 2xx: the user is deleted.
     Deleted,
     /// 404: the user was already gone.
     Gone,
+    /// 400: one of their servers is still stopping or starting, so the hub
+    /// will not delete them yet; the next pass tries again.
+    Busy {
+        /// The hub's explanation.
+        message: String,
+    },
 }
 
 /// The hub's API, for one thread (awc clients are not `Send`).
 #[derive(Clone)]
 pub struct HubClient {
     base_url: Rc<str>,
-    token: Rc<str>,
     authorization: Rc<str>,
     http: awc::Client,
-    permits: Arc<Semaphore>,
     timeout: Duration,
 }
 
@@ -144,16 +154,20 @@ impl Method {
 struct Answer {
     status: StatusCode,
     location: Option<String>,
+    retry_after: Option<Duration>,
     body: Vec<u8>,
 }
 
 impl HubClient {
-    /// Builds a client on the current thread. `permits` is shared by every
-    /// client of the process so the concurrency bound is global.
-    pub fn new(config: &HubConfig, permits: Arc<Semaphore>) -> Self {
+    /// Builds a client on the current thread; its clones share one
+    /// connection pool.
+    pub fn new(config: &HubConfig) -> Self {
+        // No connection limit here (0 = none): the executor pool is the one
+        // owner of `--concurrency`, and a second, hidden bound would mask a
+        // broken first one.
         let mut connector = awc::Connector::new()
             .timeout(config.request_timeout)
-            .limit(config.concurrency.max(1));
+            .limit(0);
         if let Some(tls) = &config.tls {
             connector = connector.rustls_0_23(Arc::clone(tls));
         }
@@ -164,17 +178,10 @@ impl HubClient {
             .finish();
         HubClient {
             base_url: Rc::from(config.base_url.trim_end_matches('/')),
-            token: Rc::from(config.token.0.as_str()),
             authorization: Rc::from(format!("token {}", config.token.0)),
             http,
-            permits,
             timeout: config.request_timeout,
         }
-    }
-
-    /// A semaphore sized for `--concurrency`, to share between clients.
-    pub fn permits(concurrency: usize) -> Arc<Semaphore> {
-        Arc::new(Semaphore::new(concurrency.max(1)))
     }
 
     /// `GET /`: the hub's version, which decides whether `state` filters exist.
@@ -220,21 +227,19 @@ impl HubClient {
                 path_segment(server)
             )
         };
-        let body = (remove && !server.is_empty()).then_some(r#"{"remove": true}"#);
-        match self.delete(&url, body).await? {
-            StatusCode::ACCEPTED => Ok(StopOutcome::StillStopping),
-            StatusCode::NOT_FOUND => Ok(StopOutcome::Gone),
-            _ => Ok(StopOutcome::Stopped),
-        }
+        let json = (remove && !server.is_empty()).then_some(r#"{"remove": true}"#);
+        let method = Method::Delete { json };
+        let answer = self.exchange(method, &url).await?;
+        read_stop(answer.status).ok_or_else(|| self.status_error(method, &url, &answer))
     }
 
     /// Deletes a user: `DELETE /users/{user}`.
     pub async fn delete_user(&self, user: &str) -> Result<DeleteOutcome, HubError> {
         let url = format!("{}/users/{}", self.base_url, path_segment(user));
-        match self.delete(&url, None).await? {
-            StatusCode::NOT_FOUND => Ok(DeleteOutcome::Gone),
-            _ => Ok(DeleteOutcome::Deleted),
-        }
+        let method = Method::Delete { json: None };
+        let answer = self.exchange(method, &url).await?;
+        read_delete(answer.status, &answer.body)
+            .ok_or_else(|| self.status_error(method, &url, &answer))
     }
 
     fn users_url(&self, query: UserQuery) -> String {
@@ -268,23 +273,10 @@ impl HubClient {
         }
     }
 
-    /// Sends a DELETE and returns its status when it is one the hub uses for
-    /// success or "already gone".
-    async fn delete(&self, url: &str, json: Option<&'static str>) -> Result<StatusCode, HubError> {
-        let answer = self.exchange(Method::Delete { json }, url).await?;
-        if answer.status.is_success() || answer.status == StatusCode::NOT_FOUND {
-            Ok(answer.status)
-        } else {
-            Err(self.status_error(Method::Delete { json }, url, &answer))
-        }
-    }
-
-    /// One request, start to finish (permit, send, whole body) within the
-    /// request timeout: a hub that sends headers and then stalls must not
-    /// hold a permit, or the pass, for ever.
+    /// One request, start to finish (send, whole body) within the request
+    /// timeout: a hub that sends headers and then stalls must not hold an
+    /// executor, or the pass, for ever.
     async fn exchange(&self, method: Method, url: &str) -> Result<Answer, HubError> {
-        // The semaphore is never closed, so a permit always comes.
-        let _permit = self.permits.acquire().await.ok();
         let attempt = async {
             let builder = match method {
                 Method::Get { .. } => self.http.get(url),
@@ -308,22 +300,34 @@ impl HubClient {
             };
             let mut response = sent.map_err(|err| self.send_error(method, url, err))?;
             let status = response.status();
-            let location = response
-                .headers()
-                .get("Location")
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned);
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|value| value.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let location = header("Location");
+            let retry_after = header("Retry-After").and_then(|v| retry_after_secs(&v));
             let body = response
                 .body()
                 .limit(LIST_BODY_LIMIT)
                 .await
-                .map_err(|err| HubError::BadBody {
-                    request: method.label(url),
-                    detail: format!("could not read the body: {err}"),
+                .map_err(|err| match err {
+                    awc::error::PayloadError::Overflow => HubError::BadBody {
+                        request: method.label(url),
+                        detail: format!("the answer is larger than {LIST_BODY_LIMIT} bytes"),
+                    },
+                    // The connection broke mid-answer: worth another try.
+                    other => HubError::Unreachable {
+                        request: method.label(url),
+                        detail: format!("the connection broke while reading the answer: {other}"),
+                    },
                 })?;
             Ok(Answer {
                 status,
                 location,
+                retry_after,
                 body: body.to_vec(),
             })
         };
@@ -345,6 +349,11 @@ impl HubClient {
             SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout) => {
                 self.timeout_error(method, url)
             }
+            // rustls reports a refused certificate as an I/O error naming it.
+            other if other.to_string().contains("certificate") => HubError::Untrusted {
+                request: method.label(url),
+                detail: other.to_string(),
+            },
             other => HubError::Unreachable {
                 request: method.label(url),
                 detail: other.to_string(),
@@ -353,17 +362,45 @@ impl HubClient {
     }
 
     /// Builds the error for a non-success status, using the hub's JSON
-    /// message when there is one, and never repeating the token (a proxy in
-    /// front of the hub may echo request headers).
+    /// message when there is one. (A proxy may echo our request headers in
+    /// it, token included: the log scrubs every line of the token.)
     fn status_error(&self, method: Method, url: &str, answer: &Answer) -> HubError {
-        let error = status_error(
+        status_error(
             method.label(url),
             answer.status,
             &answer.body,
             answer.location.as_deref(),
-        );
-        redact(error, &self.token)
+            answer.retry_after,
+        )
     }
+}
+
+/// What the hub's status says of a server stop; `None`: a failure.
+fn read_stop(status: StatusCode) -> Option<StopOutcome> {
+    match status {
+        StatusCode::ACCEPTED => Some(StopOutcome::StillStopping),
+        StatusCode::NOT_FOUND => Some(StopOutcome::Gone),
+        status if status.is_success() => Some(StopOutcome::Stopped),
+        _ => None,
+    }
+}
+
+/// What the hub's answer says of a user deletion; `None`: a failure.
+fn read_delete(status: StatusCode, body: &[u8]) -> Option<DeleteOutcome> {
+    match status {
+        StatusCode::NOT_FOUND => Some(DeleteOutcome::Gone),
+        StatusCode::BAD_REQUEST => Some(DeleteOutcome::Busy {
+            message: hub_message(status, body),
+        }),
+        status if status.is_success() => Some(DeleteOutcome::Deleted),
+        _ => None,
+    }
+}
+
+/// Reads a `Retry-After` given in seconds (the form hubs and proxies use;
+/// an HTTP date is ignored, and the backoff decides alone).
+fn retry_after_secs(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// Builds the error for a non-success status, using the hub's JSON message
@@ -373,6 +410,7 @@ fn status_error(
     status: StatusCode,
     body: &[u8],
     location: Option<&str>,
+    retry_after: Option<Duration>,
 ) -> HubError {
     if status.is_redirection() {
         return HubError::Status {
@@ -382,9 +420,26 @@ fn status_error(
                 "redirected to {}; --url must be the hub's API URL, ending in /hub/api",
                 location.unwrap_or("an unknown place")
             ),
+            retry_after: None,
         };
     }
-    let message = serde_json::from_slice::<models::ErrorBody>(body)
+    let message = hub_message(status, body);
+    if status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED {
+        HubError::Forbidden { request, message }
+    } else {
+        HubError::Status {
+            request,
+            status: status.as_u16(),
+            message,
+            retry_after,
+        }
+    }
+}
+
+/// The hub's explanation of a status: its JSON `message`, else the start
+/// of the body, else the status's name.
+fn hub_message(status: StatusCode, body: &[u8]) -> String {
+    serde_json::from_slice::<models::ErrorBody>(body)
         .map(|error| error.message)
         .unwrap_or_else(|_| {
             let text = String::from_utf8_lossy(body);
@@ -394,40 +449,7 @@ fn status_error(
             } else {
                 text.trim().to_owned()
             }
-        });
-    if status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED {
-        HubError::Forbidden { request, message }
-    } else {
-        HubError::Status {
-            request,
-            status: status.as_u16(),
-            message,
-        }
-    }
-}
-
-/// Removes the token from an error's message.
-fn redact(error: HubError, token: &str) -> HubError {
-    if token.is_empty() {
-        return error;
-    }
-    let clean = |text: String| text.replace(token, "<redacted>");
-    match error {
-        HubError::Forbidden { request, message } => HubError::Forbidden {
-            request,
-            message: clean(message),
-        },
-        HubError::Status {
-            request,
-            status,
-            message,
-        } => HubError::Status {
-            request,
-            status,
-            message: clean(message),
-        },
-        other => other,
-    }
+        })
 }
 
 /// Percent-encodes one path segment: everything but RFC 3986's unreserved
@@ -465,6 +487,7 @@ mod tests {
             StatusCode::FORBIDDEN,
             br#"{"status": 403, "message": "Action is not authorized with current scopes; requires any of [list:users]"}"#,
             None,
+            None,
         );
         let text = scope.to_string();
         assert!(text.contains("requires any of [list:users]"), "{text}");
@@ -473,6 +496,7 @@ mod tests {
             "GET u".into(),
             StatusCode::FORBIDDEN,
             br#"{"status": 403, "message": "Missing or invalid credentials."}"#,
+            None,
             None,
         );
         assert!(token.to_string().contains("JUPYTERHUB_API_TOKEN"));
@@ -485,6 +509,7 @@ mod tests {
             StatusCode::BAD_REQUEST,
             br#"{"message": "still stopping"}"#,
             None,
+            None,
         );
         assert_eq!(json.status(), Some(400));
         assert!(json.to_string().contains("still stopping"));
@@ -493,9 +518,16 @@ mod tests {
             StatusCode::BAD_GATEWAY,
             b"<html>bad gateway</html>",
             None,
+            None,
         );
         assert!(html.to_string().contains("<html>bad gateway"));
-        let empty = status_error("GET u".into(), StatusCode::INTERNAL_SERVER_ERROR, b"", None);
+        let empty = status_error(
+            "GET u".into(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            b"",
+            None,
+            None,
+        );
         assert!(empty.to_string().contains("Internal Server Error"));
     }
 
@@ -506,6 +538,7 @@ mod tests {
             StatusCode::FOUND,
             b"",
             Some("/hub/users"),
+            None,
         );
         let text = moved.to_string();
         assert!(text.contains("redirected to /hub/users"), "{text}");
@@ -513,16 +546,59 @@ mod tests {
     }
 
     #[test]
-    fn echoed_tokens_are_redacted_from_messages() {
-        let echoed = status_error(
-            "GET u".into(),
-            StatusCode::BAD_REQUEST,
-            b"bad request; headers: Authorization: token s3cret",
-            None,
+    fn stop_statuses_read_exactly() {
+        assert_eq!(
+            read_stop(StatusCode::NO_CONTENT),
+            Some(StopOutcome::Stopped)
         );
-        let text = redact(echoed, "s3cret").to_string();
-        assert!(!text.contains("s3cret"), "{text}");
-        assert!(text.contains("<redacted>"), "{text}");
+        assert_eq!(read_stop(StatusCode::OK), Some(StopOutcome::Stopped));
+        assert_eq!(
+            read_stop(StatusCode::ACCEPTED),
+            Some(StopOutcome::StillStopping)
+        );
+        assert_eq!(read_stop(StatusCode::NOT_FOUND), Some(StopOutcome::Gone));
+        for failure in [400, 401, 403, 405, 429, 500, 502, 503] {
+            let status = StatusCode::from_u16(failure).unwrap();
+            assert_eq!(read_stop(status), None, "{failure}");
+        }
+    }
+
+    #[test]
+    fn delete_statuses_read_exactly() {
+        let busy = br#"{"status": 400, "message": "carol's server is in the process of stopping, please wait."}"#;
+        assert_eq!(
+            read_delete(StatusCode::NO_CONTENT, b""),
+            Some(DeleteOutcome::Deleted)
+        );
+        assert_eq!(
+            read_delete(StatusCode::NOT_FOUND, b""),
+            Some(DeleteOutcome::Gone)
+        );
+        assert_eq!(
+            read_delete(StatusCode::BAD_REQUEST, busy),
+            Some(DeleteOutcome::Busy {
+                message: "carol's server is in the process of stopping, please wait.".into()
+            })
+        );
+        for failure in [401, 403, 409, 500, 503] {
+            let status = StatusCode::from_u16(failure).unwrap();
+            assert_eq!(read_delete(status, b""), None, "{failure}");
+        }
+    }
+
+    #[test]
+    fn retry_after_in_seconds_is_read_and_dates_are_left_to_the_backoff() {
+        assert_eq!(retry_after_secs(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after_secs("Wed, 21 Oct 2026 07:28:00 GMT"), None);
+        let limited = status_error(
+            "GET u".into(),
+            StatusCode::TOO_MANY_REQUESTS,
+            b"",
+            None,
+            Some(Duration::from_secs(7)),
+        );
+        assert_eq!(limited.retry_after(), Some(Duration::from_secs(7)));
+        assert!(limited.is_transient());
     }
 
     #[test]

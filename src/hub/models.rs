@@ -6,7 +6,7 @@
 
 use super::time::Timestamp;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 
 /// One user as listed by `GET /users`.
@@ -45,10 +45,9 @@ pub struct Server {
     /// The server's name, "" for the default server.
     #[serde(default)]
     pub name: String,
-    /// Whether the server has finished starting. Absent on very old hubs,
-    /// where a URL meant ready.
-    #[serde(default)]
-    pub ready: Option<bool>,
+    /// Whether the server has finished starting.
+    #[serde(default, deserialize_with = "readiness")]
+    pub ready: Readiness,
     /// A transition under way ("spawn", "stop", "check"): never cull then.
     #[serde(default)]
     pub pending: Option<String>,
@@ -67,6 +66,28 @@ pub struct Server {
     pub user_options: Option<serde_json::Value>,
 }
 
+/// What the hub said of a server's readiness. Three states, because
+/// "not said" and "said null" mean different things: pre-0.9 hubs have no
+/// `ready` field (a URL meant ready), while `"ready": null` from any hub is
+/// not a yes, and upstream skips such a server as not ready.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Readiness {
+    /// No `ready` field at all: judge by the server's URL.
+    #[default]
+    Unstated,
+    /// `"ready": true`.
+    Ready,
+    /// `"ready": false` or `"ready": null`.
+    NotReady,
+}
+
+fn readiness<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Readiness, D::Error> {
+    Ok(match Option::<bool>::deserialize(deserializer)? {
+        Some(true) => Readiness::Ready,
+        Some(false) | None => Readiness::NotReady,
+    })
+}
+
 impl User {
     /// The user's servers as the culler sees them, or `None` when the token
     /// cannot see servers at all (then nothing about them is known).
@@ -80,7 +101,7 @@ impl User {
         let url = self.server.as_ref()?;
         let legacy = Server {
             name: String::new(),
-            ready: None,
+            ready: Readiness::Unstated,
             pending: self.pending.clone(),
             started: None,
             last_activity: self.last_activity,
@@ -150,6 +171,8 @@ impl UserList {
     /// Reads a `GET /users` body. A body that is not a user list at all is
     /// an error; a list with unreadable users yields the others, with the
     /// unreadable ones in `rejected` (as upstream, which fails per user).
+    /// Bytes that are not UTF-8 lose only the records holding them: such a
+    /// name could not be sent back to the hub to stop or delete its owner.
     pub fn from_json(body: &[u8]) -> Result<Self, serde_json::Error> {
         if let Ok((users, pagination)) = items_of::<User>(body) {
             return Ok(UserList {
@@ -158,6 +181,11 @@ impl UserList {
                 pagination,
             });
         }
+        let repaired = std::str::from_utf8(body)
+            .is_err()
+            .then(|| String::from_utf8_lossy(body).into_owned());
+        let lossy = repaired.is_some();
+        let body = repaired.as_deref().map_or(body, str::as_bytes);
         let (items, pagination) = items_of::<serde_json::Value>(body)?;
         let mut list = UserList {
             users: Vec::with_capacity(items.len()),
@@ -166,6 +194,13 @@ impl UserList {
         };
         for item in items {
             let name = item.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+            if lossy && item.to_string().contains(char::REPLACEMENT_CHARACTER) {
+                list.rejected.push(RejectedUser {
+                    name,
+                    reason: "the record holds bytes that are not UTF-8".to_owned(),
+                });
+                continue;
+            }
             match User::deserialize(item) {
                 Ok(user) => list.users.push(user),
                 Err(err) => list.rejected.push(RejectedUser {
@@ -230,7 +265,7 @@ mod tests {
         let servers = alice.visible_servers().unwrap();
         assert_eq!(servers.keys().collect::<Vec<_>>(), ["", "gpu"]);
         let gpu = &servers["gpu"];
-        assert_eq!(gpu.ready, Some(true));
+        assert_eq!(gpu.ready, Readiness::Ready);
         assert!(gpu.started.is_some() && gpu.last_activity.is_some());
         assert_eq!(gpu.user_options.as_ref().unwrap()["profile"], "gpu");
     }
@@ -311,6 +346,38 @@ mod tests {
         assert!(UserList::from_json(br#"{"items": 3}"#).is_err());
         assert!(UserList::from_json(br#"{"items": []}"#).is_err());
         assert!(UserList::from_json(br#"[{"name": "x""#).is_err());
+    }
+
+    #[test]
+    fn a_byte_that_is_not_utf8_loses_only_its_user() {
+        let mut body = br#"{"items": [
+                {"name": "ok1", "admin": false},
+                {"name": "bad"#
+            .to_vec();
+        body.push(0xFF);
+        body.extend_from_slice(
+            br#"", "admin": false},
+                {"name": "ok2", "admin": false}
+            ], "_pagination": {"offset": 0, "limit": 50, "total": 3, "next": null}}"#,
+        );
+        let list = UserList::from_json(&body).unwrap();
+        let names: Vec<_> = list.users.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["ok1", "ok2"]);
+        assert_eq!(list.rejected.len(), 1);
+        assert!(
+            list.rejected[0].reason.contains("UTF-8"),
+            "{:?}",
+            list.rejected
+        );
+    }
+
+    #[test]
+    fn ready_null_is_not_ready_and_a_missing_ready_is_unstated() {
+        let read = |json: &str| serde_json::from_str::<Server>(json).unwrap().ready;
+        assert_eq!(read(r#"{"ready": true}"#), Readiness::Ready);
+        assert_eq!(read(r#"{"ready": false}"#), Readiness::NotReady);
+        assert_eq!(read(r#"{"ready": null}"#), Readiness::NotReady);
+        assert_eq!(read(r#"{"url": "/user/x/"}"#), Readiness::Unstated);
     }
 
     #[test]

@@ -1,17 +1,21 @@
 //! The Evaluator: judges each user of a page with the pure rules in
-//! [`crate::policy`], sends the resulting commands to the executor pool, and
-//! answers the Lister with the page's tally once every command is answered
-//! (that answer is the pipeline's backpressure).
+//! [`crate::policy`], sends the resulting commands through the executor
+//! pool, and answers the Lister with the page's tally once every command is
+//! answered (that answer is the pipeline's backpressure).
 
-use super::executor::{CommandError, DeleteUser, ExecutorPool, StopServer};
+use super::chaos::{self, Site};
+use super::executor::{DeleteUser, StopServer};
+use super::guard::{self, guarded, RestartBudget, Restartable};
+use super::pool::{CommandError, ExecutorPool};
 use super::Tally;
-use crate::hub::{DeleteOutcome, StopOutcome, User};
+use crate::hub::{DeleteOutcome, HubError, StopOutcome, User};
 use crate::logging::{debug, error, info, warning, Log};
 use crate::policy::{
     judge_server, judge_user, CullPolicy, KeepUser, MaybeElapsed, ServerVerdict, UserVerdict,
 };
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
+use futures_util::future::join_all;
 use std::rc::Rc;
 
 /// One page of users to judge and act on.
@@ -26,15 +30,22 @@ pub struct EvaluatePage {
 pub struct Evaluator {
     policy: Rc<CullPolicy>,
     pool: ExecutorPool,
+    budget: Rc<RestartBudget>,
     log: Log,
 }
 
 impl Evaluator {
     /// An evaluator applying `policy` through `pool`.
-    pub fn new(policy: CullPolicy, pool: ExecutorPool, log: Log) -> Self {
+    pub fn new(
+        policy: CullPolicy,
+        pool: ExecutorPool,
+        budget: Rc<RestartBudget>,
+        log: Log,
+    ) -> Self {
         Evaluator {
             policy: Rc::new(policy),
             pool,
+            budget,
             log,
         }
     }
@@ -44,37 +55,67 @@ impl Actor for Evaluator {
     type Context = Context<Self>;
 }
 
-impl Supervised for Evaluator {}
-
-impl Handler<EvaluatePage> for Evaluator {
-    type Result = ResponseFuture<Tally>;
-
-    fn handle(&mut self, page: EvaluatePage, _ctx: &mut Context<Self>) -> Self::Result {
-        let now = Utc::now();
-        let tasks: Vec<_> = page
-            .users
-            .into_iter()
-            .map(|user| {
-                let job = UserJob {
-                    policy: Rc::clone(&self.policy),
-                    pool: self.pool.clone(),
-                    log: self.log.clone(),
-                    now,
-                };
-                actix_rt::spawn(job.run(user))
-            })
-            .collect();
-        Box::pin(async move {
-            let mut tally = Tally::default();
-            for task in tasks {
-                tally += task.await.unwrap_or_else(|_| Tally::failure());
-            }
-            tally
-        })
+impl Supervised for Evaluator {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        guard::restarting(self);
     }
 }
 
-/// Everything needed to handle one user, owned so it can run as a task.
+impl Restartable for Evaluator {
+    fn name(&self) -> String {
+        "evaluator".to_owned()
+    }
+    fn log(&self) -> &Log {
+        &self.log
+    }
+    fn budget(&self) -> &RestartBudget {
+        &self.budget
+    }
+}
+
+impl Handler<EvaluatePage> for Evaluator {
+    type Result = ResponseActFuture<Self, Tally>;
+
+    fn handle(&mut self, page: EvaluatePage, _ctx: &mut Context<Self>) -> Self::Result {
+        let users = page.users.len();
+        guarded(
+            self,
+            |evaluator| {
+                chaos::maybe_panic(Site::Evaluator);
+                let now = Utc::now();
+                let jobs: Vec<_> = page
+                    .users
+                    .into_iter()
+                    .map(|user| {
+                        UserJob {
+                            policy: Rc::clone(&evaluator.policy),
+                            pool: evaluator.pool.clone(),
+                            log: evaluator.log.clone(),
+                            now,
+                        }
+                        .run(user)
+                    })
+                    .collect();
+                async move {
+                    let mut tally = Tally::default();
+                    for user in join_all(jobs).await {
+                        tally += user;
+                    }
+                    tally
+                }
+            },
+            move || {
+                // The page's work died with the evaluator: one error, and
+                // its users are judged again by the next pass.
+                let mut tally = Tally::failure();
+                tally.users_seen = users as u64;
+                tally
+            },
+        )
+    }
+}
+
+/// Everything needed to handle one user.
 struct UserJob {
     policy: Rc<CullPolicy>,
     pool: ExecutorPool,
@@ -99,66 +140,7 @@ impl UserJob {
                 );
                 None
             }
-            Some(servers) => {
-                let mut alive = 0;
-                let mut stops = Vec::new();
-                for (name, server) in &servers {
-                    let label = server_label(&user.name, name);
-                    match judge_server(&self.policy, self.now, name, server) {
-                        ServerVerdict::Skip(reason) => {
-                            warning!(self.log, "Not culling server {label}: {reason}");
-                            alive += 1;
-                        }
-                        ServerVerdict::Keep { idle, age } => {
-                            debug!(
-                                self.log,
-                                "Not culling server {label} (age: {}, inactive for {})",
-                                MaybeElapsed(age),
-                                MaybeElapsed(idle)
-                            );
-                            alive += 1;
-                        }
-                        ServerVerdict::Cull { reason, idle, age } => {
-                            info!(
-                                self.log,
-                                "Culling server {label} (reason: {reason}, inactive for {}, age: {})",
-                                MaybeElapsed(idle),
-                                MaybeElapsed(age)
-                            );
-                            let command = StopServer {
-                                user: user.name.clone(),
-                                server: name.clone(),
-                                remove: self.policy.remove_named_servers && !name.is_empty(),
-                            };
-                            let pool = self.pool.clone();
-                            stops.push((
-                                label,
-                                actix_rt::spawn(async move { pool.stop_server(command).await }),
-                            ));
-                        }
-                    }
-                }
-                for (label, stop) in stops {
-                    let result = stop.await.unwrap_or_else(|_| {
-                        Err(CommandError::ExecutorGone(format!("stop server {label}")))
-                    });
-                    match result {
-                        Ok(StopOutcome::Stopped) => tally.servers_culled += 1,
-                        Ok(StopOutcome::Gone) => info!(self.log, "Server {label} was already gone"),
-                        Ok(StopOutcome::StillStopping) => {
-                            warning!(self.log, "Server {label} is slow to stop");
-                            tally.servers_still_stopping += 1;
-                            alive += 1;
-                        }
-                        Err(err) => {
-                            error!(self.log, "Failed to stop server {label}: {err}");
-                            tally.errors += 1;
-                            alive += 1;
-                        }
-                    }
-                }
-                Some(alive)
-            }
+            Some(servers) => Some(self.stop_servers(&user, &servers, &mut tally).await),
         };
 
         match judge_user(&self.policy, self.now, &user, servers_alive) {
@@ -167,32 +149,113 @@ impl UserJob {
                 debug!(self.log, "Not culling user {}: {reason:?}", user.name)
             }
             UserVerdict::Cull { reason, idle, age } => {
-                info!(
-                    self.log,
+                let announce = format!(
                     "Culling user {} (reason: {reason}, inactive for {}, age: {})",
                     user.name,
                     MaybeElapsed(idle),
                     MaybeElapsed(age)
                 );
-                match self
-                    .pool
-                    .delete_user(DeleteUser {
-                        user: user.name.clone(),
-                    })
-                    .await
-                {
+                let command = DeleteUser {
+                    user: user.name.clone(),
+                };
+                match self.pool.call(command, Some(announce)).await {
                     Ok(DeleteOutcome::Deleted) => tally.users_culled += 1,
                     Ok(DeleteOutcome::Gone) => {
                         info!(self.log, "User {} was already gone", user.name)
                     }
-                    Err(err) => {
-                        error!(self.log, "Failed to delete user {}: {err}", user.name);
-                        tally.errors += 1;
+                    Ok(DeleteOutcome::Busy { message }) => {
+                        warning!(
+                            self.log,
+                            "User {} not deleted yet: {message}; the next pass tries again",
+                            user.name
+                        );
+                        tally.users_busy += 1;
                     }
+                    Err(err) => self.failed(&format!("delete user {}", user.name), err, &mut tally),
                 }
             }
         }
         tally
+    }
+
+    /// Judges each server and stops the cullable ones concurrently; returns
+    /// how many are still running afterwards (kept, skipped, slow to stop or
+    /// not stopped).
+    async fn stop_servers(
+        &self,
+        user: &User,
+        servers: &std::collections::BTreeMap<String, crate::hub::Server>,
+        tally: &mut Tally,
+    ) -> usize {
+        let mut alive = 0;
+        let mut stops = Vec::new();
+        for (name, server) in servers {
+            let label = server_label(&user.name, name);
+            match judge_server(&self.policy, self.now, name, server) {
+                ServerVerdict::Skip(reason) => {
+                    warning!(self.log, "Not culling server {label}: {reason}");
+                    alive += 1;
+                }
+                ServerVerdict::Keep { idle, age } => {
+                    debug!(
+                        self.log,
+                        "Not culling server {label} (age: {}, inactive for {})",
+                        MaybeElapsed(age),
+                        MaybeElapsed(idle)
+                    );
+                    alive += 1;
+                }
+                ServerVerdict::Cull { reason, idle, age } => {
+                    let announce = format!(
+                        "Culling server {label} (reason: {reason}, inactive for {}, age: {})",
+                        MaybeElapsed(idle),
+                        MaybeElapsed(age)
+                    );
+                    let command = StopServer {
+                        user: user.name.clone(),
+                        server: name.clone(),
+                        remove: self.policy.remove_named_servers && !name.is_empty(),
+                    };
+                    let pool = self.pool.clone();
+                    stops.push(async move { (label, pool.call(command, Some(announce)).await) });
+                }
+            }
+        }
+        for (label, result) in join_all(stops).await {
+            match result {
+                Ok(StopOutcome::Stopped) => tally.servers_culled += 1,
+                Ok(StopOutcome::Gone) => info!(self.log, "Server {label} was already gone"),
+                Ok(StopOutcome::StillStopping) => {
+                    warning!(self.log, "Server {label} is slow to stop");
+                    tally.servers_still_stopping += 1;
+                    alive += 1;
+                }
+                Err(err) => {
+                    self.failed(&format!("stop server {label}"), err, tally);
+                    alive += 1;
+                }
+            }
+        }
+        alive
+    }
+
+    /// Counts and logs a command that did not succeed. Refusals are logged
+    /// once per pass by the Lister, culls not sent once in the summary.
+    fn failed(&self, what: &str, err: CommandError, tally: &mut Tally) {
+        match err {
+            CommandError::Hub(err @ HubError::Forbidden { .. }) => {
+                debug!(self.log, "Could not {what}: {err}");
+                tally.refused(&err);
+            }
+            CommandError::NotSent(_) => {
+                debug!(self.log, "Did not {what}: {err}");
+                tally.not_sent += 1;
+            }
+            err => {
+                error!(self.log, "Failed to {what}: {err}");
+                tally.errors += 1;
+            }
+        }
     }
 }
 

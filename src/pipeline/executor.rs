@@ -1,17 +1,66 @@
-//! The Executor: carries out one stop or delete at a time against the hub.
+//! The Executor: sends one request to the hub at a time.
 //!
-//! Handlers are atomic (the actor takes its next message only when the
-//! request is answered), so a pool of N executors runs at most N commands;
-//! the hub client's semaphore bounds them together with the list requests.
+//! Every request the culler makes (the version, each page of users, each
+//! stop and delete) is carried out by an executor, and each handles one at
+//! a time (its handler is atomic: the next message waits until the request
+//! is answered). The pool ([`super::pool`]) starts `--concurrency` of them,
+//! so the pool's size is the concurrency bound, and the only place it is
+//! enforced. An executor makes one attempt; retrying is the pool's job, so
+//! that a backoff never holds an executor idle.
 
-use crate::hub::{DeleteOutcome, HubClient, HubError, StopOutcome};
+use super::chaos::{self, Site};
+use super::guard::{self, guarded, RestartBudget, Restartable};
+use super::shutdown::Shutdown;
+use crate::hub::{
+    DeleteOutcome, HubClient, HubError, HubVersion, StopOutcome, UserList, UserQuery,
+};
+use crate::logging::{info, Log};
 use actix::prelude::*;
+use futures_util::future::LocalBoxFuture;
 use std::cell::Cell;
 use std::rc::Rc;
 
+/// One kind of request to the hub: what it is called in logs and how the
+/// client carries it out.
+pub trait Call: Clone + Send + 'static {
+    /// What a successful answer gives.
+    type Output: Send + 'static;
+    /// `METHOD path`, for logs about requests on the wire.
+    fn describe(&self) -> String;
+    /// Sends it once.
+    fn run(self, client: HubClient) -> LocalBoxFuture<'static, Result<Self::Output, HubError>>;
+}
+
+/// `GET /`: the hub's version.
+#[derive(Clone, Copy, Debug)]
+pub struct GetVersion;
+
+impl Call for GetVersion {
+    type Output = HubVersion;
+    fn describe(&self) -> String {
+        "GET /".to_owned()
+    }
+    fn run(self, client: HubClient) -> LocalBoxFuture<'static, Result<HubVersion, HubError>> {
+        Box::pin(async move { client.version().await })
+    }
+}
+
+/// `GET /users`: one page of users.
+#[derive(Clone, Copy, Debug)]
+pub struct ListUsers(pub UserQuery);
+
+impl Call for ListUsers {
+    type Output = UserList;
+    fn describe(&self) -> String {
+        format!("GET /users (offset {})", self.0.offset.unwrap_or(0))
+    }
+    fn run(self, client: HubClient) -> LocalBoxFuture<'static, Result<UserList, HubError>> {
+        Box::pin(async move { client.list_users(self.0).await })
+    }
+}
+
 /// Stop one server (`server` is "" for the default server).
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<StopOutcome, HubError>")]
+#[derive(Clone, Debug)]
 pub struct StopServer {
     /// The user's name.
     pub user: String,
@@ -21,130 +70,171 @@ pub struct StopServer {
     pub remove: bool,
 }
 
+impl Call for StopServer {
+    type Output = StopOutcome;
+    fn describe(&self) -> String {
+        if self.server.is_empty() {
+            format!("DELETE /users/{}/server", self.user)
+        } else {
+            format!("DELETE /users/{}/servers/{}", self.user, self.server)
+        }
+    }
+    fn run(self, client: HubClient) -> LocalBoxFuture<'static, Result<StopOutcome, HubError>> {
+        Box::pin(async move {
+            client
+                .stop_server(&self.user, &self.server, self.remove)
+                .await
+        })
+    }
+}
+
 /// Delete one user.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<DeleteOutcome, HubError>")]
+#[derive(Clone, Debug)]
 pub struct DeleteUser {
     /// The user's name.
     pub user: String,
 }
 
-/// Sends commands to the hub; state is only the client.
+impl Call for DeleteUser {
+    type Output = DeleteOutcome;
+    fn describe(&self) -> String {
+        format!("DELETE /users/{}", self.user)
+    }
+    fn run(self, client: HubClient) -> LocalBoxFuture<'static, Result<DeleteOutcome, HubError>> {
+        Box::pin(async move { client.delete_user(&self.user).await })
+    }
+}
+
+/// Send `call` once; `announce` is logged (at INFO) just before it goes on
+/// the wire, so "Culling server X" appears only for requests really sent.
+#[derive(Debug)]
+pub struct Attempt<C> {
+    /// The request.
+    pub call: C,
+    /// The line to log as it is sent.
+    pub announce: Option<String>,
+}
+
+impl<C: Call> Message for Attempt<C> {
+    type Result = Result<C::Output, AttemptError>;
+}
+
+/// Why an attempt produced no answer from the hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptError {
+    /// The hub refused or failed.
+    Hub(HubError),
+    /// Not sent: the culler is stopping.
+    NotSent,
+    /// The executor crashed while carrying it out (and is being restarted).
+    Crashed,
+}
+
+/// Whether an executor can take work; shared with the pool, which routes
+/// around an executor that is down until its restart is back.
+#[derive(Debug)]
+pub struct Health {
+    /// Requests handed to it and not yet answered (queued or on the wire).
+    pub load: Cell<usize>,
+    /// Started and not crashed since.
+    pub up: Cell<bool>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            load: Cell::new(0),
+            up: Cell::new(true),
+        }
+    }
+}
+
+/// Sends requests to the hub, one at a time.
 pub struct Executor {
+    number: usize,
     client: HubClient,
+    health: Rc<Health>,
+    shutdown: Rc<Shutdown>,
+    budget: Rc<RestartBudget>,
+    log: Log,
 }
 
 impl Executor {
-    /// An executor using `client` (which shares the process's semaphore).
-    pub fn new(client: HubClient) -> Self {
-        Executor { client }
+    /// Executor number `number` (for logs), sharing `client`'s connections,
+    /// reporting its state through `health`.
+    pub fn new(
+        number: usize,
+        client: HubClient,
+        health: Rc<Health>,
+        shutdown: Rc<Shutdown>,
+        budget: Rc<RestartBudget>,
+        log: Log,
+    ) -> Self {
+        Executor {
+            number,
+            client,
+            health,
+            shutdown,
+            budget,
+            log,
+        }
     }
 }
 
 impl Actor for Executor {
     type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Context<Self>) {
+        self.health.up.set(true);
+    }
 }
 
-impl Supervised for Executor {}
+impl Supervised for Executor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        guard::restarting(self);
+    }
+}
 
-impl Handler<StopServer> for Executor {
-    type Result = AtomicResponse<Self, Result<StopOutcome, HubError>>;
+impl Restartable for Executor {
+    fn name(&self) -> String {
+        format!("executor {}", self.number)
+    }
+    fn log(&self) -> &Log {
+        &self.log
+    }
+    fn budget(&self) -> &RestartBudget {
+        &self.budget
+    }
+    fn crashed(&mut self) {
+        self.health.up.set(false);
+    }
+}
 
-    fn handle(&mut self, msg: StopServer, _ctx: &mut Context<Self>) -> Self::Result {
-        let client = self.client.clone();
-        AtomicResponse::new(Box::pin(
-            async move { client.stop_server(&msg.user, &msg.server, msg.remove).await }
-                .into_actor(self),
+impl<C: Call> Handler<Attempt<C>> for Executor {
+    /// Atomic: the executor takes its next message only once this request
+    /// is answered. This is what makes the pool's size the bound.
+    type Result = AtomicResponse<Self, Result<C::Output, AttemptError>>;
+
+    fn handle(&mut self, attempt: Attempt<C>, _ctx: &mut Context<Self>) -> Self::Result {
+        AtomicResponse::new(guarded(
+            self,
+            |executor| {
+                let client = executor.client.clone();
+                let shutdown = Rc::clone(&executor.shutdown);
+                let log = executor.log.clone();
+                async move {
+                    if shutdown.is_stopping() {
+                        return Err(AttemptError::NotSent);
+                    }
+                    chaos::maybe_panic(Site::Executor);
+                    if let Some(line) = &attempt.announce {
+                        info!(log, "{line}");
+                    }
+                    let _on_the_wire = shutdown.on_the_wire(attempt.call.describe());
+                    attempt.call.run(client).await.map_err(AttemptError::Hub)
+                }
+            },
+            || Err(AttemptError::Crashed),
         ))
-    }
-}
-
-impl Handler<DeleteUser> for Executor {
-    type Result = AtomicResponse<Self, Result<DeleteOutcome, HubError>>;
-
-    fn handle(&mut self, msg: DeleteUser, _ctx: &mut Context<Self>) -> Self::Result {
-        let client = self.client.clone();
-        AtomicResponse::new(Box::pin(
-            async move { client.delete_user(&msg.user).await }.into_actor(self),
-        ))
-    }
-}
-
-/// Why a command did not produce an answer from the hub.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CommandError {
-    /// The hub refused or failed.
-    Hub(HubError),
-    /// The executor stopped before answering (it is being restarted).
-    ExecutorGone(String),
-}
-
-impl std::fmt::Display for CommandError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CommandError::Hub(err) => err.fmt(f),
-            CommandError::ExecutorGone(what) => {
-                write!(f, "{what}: the executor stopped before answering")
-            }
-        }
-    }
-}
-
-/// The executors, handing each command to the least busy one so that a slow
-/// stop does not hold up commands queued behind it.
-#[derive(Clone)]
-pub struct ExecutorPool {
-    members: Rc<[(Addr<Executor>, Cell<usize>)]>,
-}
-
-impl ExecutorPool {
-    /// A pool of the given executors (at least one).
-    pub fn new(executors: Vec<Addr<Executor>>) -> Self {
-        ExecutorPool {
-            members: executors
-                .into_iter()
-                .map(|addr| (addr, Cell::new(0)))
-                .collect(),
-        }
-    }
-
-    /// How many executors there are.
-    pub fn len(&self) -> usize {
-        self.members.len()
-    }
-
-    /// Whether the pool has no executors.
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
-    /// Stops a server through the least busy executor.
-    pub async fn stop_server(&self, command: StopServer) -> Result<StopOutcome, CommandError> {
-        let what = format!("stop server {}/{}", command.user, command.server);
-        self.dispatch(command, what).await
-    }
-
-    /// Deletes a user through the least busy executor.
-    pub async fn delete_user(&self, command: DeleteUser) -> Result<DeleteOutcome, CommandError> {
-        let what = format!("delete user {}", command.user);
-        self.dispatch(command, what).await
-    }
-
-    async fn dispatch<M, T>(&self, command: M, what: String) -> Result<T, CommandError>
-    where
-        M: Message<Result = Result<T, HubError>> + Send + 'static,
-        T: Send + 'static,
-        Executor: Handler<M>,
-    {
-        let Some((addr, load)) = self.members.iter().min_by_key(|(_, load)| load.get()) else {
-            return Err(CommandError::ExecutorGone(what));
-        };
-        load.set(load.get() + 1);
-        let answer = addr.send(command).await;
-        load.set(load.get() - 1);
-        match answer {
-            Ok(result) => result.map_err(CommandError::Hub),
-            Err(_) => Err(CommandError::ExecutorGone(what)),
-        }
     }
 }

@@ -10,11 +10,16 @@
 //! while holding only a page or two in memory. (Upstream instead reads every
 //! page before acting, holding the whole hub in memory.)
 
+use super::chaos::{self, Site};
 use super::evaluator::{EvaluatePage, Evaluator};
+use super::executor::{GetVersion, ListUsers};
+use super::guard::{self, guarded, RestartBudget, Restartable};
+use super::pool::{CommandError, ExecutorPool, NotSent};
 use super::Tally;
-use crate::hub::{HubClient, HubError, HubVersion, UserList, UserQuery, UserState};
-use crate::logging::{debug, error, warning, Log};
+use crate::hub::{HubError, HubVersion, UserList, UserQuery, UserState};
+use crate::logging::{debug, error, info, warning, Log};
 use actix::prelude::*;
+use std::collections::BTreeSet;
 
 /// Run one whole pass; answered with what it did.
 #[derive(Debug, Clone, Copy, Message)]
@@ -24,12 +29,13 @@ pub struct RunPass;
 /// Lists users and feeds the Evaluator.
 pub struct Lister {
     walk: Walk,
+    budget: std::rc::Rc<RestartBudget>,
 }
 
 /// The pass's parameters, cloned into the pass's future.
 #[derive(Clone)]
 struct Walk {
-    client: HubClient,
+    pool: ExecutorPool,
     evaluator: Addr<Evaluator>,
     page_size: Option<u64>,
     cull_users: bool,
@@ -37,24 +43,27 @@ struct Walk {
 }
 
 impl Lister {
-    /// A lister sending pages to `evaluator`. `page_size` is
-    /// `--api-page-size` (`None`: the hub's default); with `cull_users` the
-    /// users without running servers are listed too.
+    /// A lister fetching pages through `pool` and sending them to
+    /// `evaluator`. `page_size` is `--api-page-size` (`None`: the hub's
+    /// default); with `cull_users` the users without running servers are
+    /// listed too.
     pub fn new(
-        client: HubClient,
+        pool: ExecutorPool,
         evaluator: Addr<Evaluator>,
         page_size: Option<u64>,
         cull_users: bool,
+        budget: std::rc::Rc<RestartBudget>,
         log: Log,
     ) -> Self {
         Lister {
             walk: Walk {
-                client,
+                pool,
                 evaluator,
                 page_size,
                 cull_users,
                 log,
             },
+            budget,
         }
     }
 }
@@ -63,53 +72,104 @@ impl Actor for Lister {
     type Context = Context<Self>;
 }
 
-impl Supervised for Lister {}
+impl Supervised for Lister {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        guard::restarting(self);
+    }
+}
+
+impl Restartable for Lister {
+    fn name(&self) -> String {
+        "lister".to_owned()
+    }
+    fn log(&self) -> &Log {
+        &self.walk.log
+    }
+    fn budget(&self) -> &RestartBudget {
+        &self.budget
+    }
+}
 
 impl Handler<RunPass> for Lister {
     /// Atomic: a second `RunPass` waits for the first, so passes never overlap.
     type Result = AtomicResponse<Self, Tally>;
 
     fn handle(&mut self, _msg: RunPass, _ctx: &mut Context<Self>) -> Self::Result {
-        let walk = self.walk.clone();
-        AtomicResponse::new(Box::pin(async move { walk.pass().await }.into_actor(self)))
+        AtomicResponse::new(guarded(
+            self,
+            |lister| {
+                let walk = lister.walk.clone();
+                async move {
+                    chaos::maybe_panic(Site::Lister);
+                    walk.pass().await
+                }
+            },
+            Tally::failure,
+        ))
+    }
+}
+
+/// A pass's running total, which logs each kind of refusal once.
+struct PassTally {
+    tally: Tally,
+    logged: BTreeSet<String>,
+}
+
+impl PassTally {
+    fn add(&mut self, part: Tally, log: &Log) {
+        for (reason, refusal) in &part.refusals {
+            if self.logged.insert(reason.clone()) {
+                error!(
+                    log,
+                    "{} (this pass's other requests refused for the same reason are counted, not logged)",
+                    refusal.first
+                );
+            }
+        }
+        self.tally += part;
     }
 }
 
 impl Walk {
     async fn pass(self) -> Tally {
-        let version = match self.client.version().await {
+        self.pool.begin_pass();
+        let mut pass = PassTally {
+            tally: Tally::default(),
+            logged: BTreeSet::new(),
+        };
+        let version = match self.pool.call(GetVersion, None).await {
             Ok(version) => version,
             Err(err) => {
-                error!(self.log, "Cannot start the pass: {err}");
-                return Tally::failure();
+                pass.add(self.failed("Cannot start the pass", err), &self.log);
+                return pass.tally;
             }
         };
         debug!(self.log, "JupyterHub {version}");
-        let mut tally = Tally::default();
         if version.has_state_filter() {
             // Upstream's order: users without servers first, then the users
             // with ready servers (whose deletion follows their servers' stops).
             if self.cull_users {
-                tally += self.list(&version, Some(UserState::Inactive)).await;
+                self.list(&version, Some(UserState::Inactive), &mut pass)
+                    .await;
             }
-            tally += self.list(&version, Some(UserState::Ready)).await;
+            self.list(&version, Some(UserState::Ready), &mut pass).await;
         } else {
             // Before 1.3 there is no filter: every user, judged here.
-            tally += self.list(&version, None).await;
+            self.list(&version, None, &mut pass).await;
         }
-        tally
+        pass.tally
     }
 
     /// Walks one listing (one `state`) to the end.
-    async fn list(&self, version: &HubVersion, state: Option<UserState>) -> Tally {
+    async fn list(&self, version: &HubVersion, state: Option<UserState>, pass: &mut PassTally) {
         let probe = UserQuery {
             state,
             offset: None,
             limit: self.page_size,
         };
-        let first = match self.client.list_users(probe).await {
+        let first = match self.pool.call(ListUsers(probe), None).await {
             Ok(list) => list,
-            Err(err) => return self.failed(err),
+            Err(err) => return pass.add(self.failed("Cannot list users", err), &self.log),
         };
         let Some(pagination) = first.pagination else {
             if version.release[0] >= 2 {
@@ -118,15 +178,14 @@ impl Walk {
                     "JupyterHub {version} sent a plain list instead of a page (is something between us and the hub dropping the Accept header?); it may stop at the hub's api_page_max_limit"
                 );
             }
-            return self.evaluate(first).await;
+            return pass.add(self.evaluate(first).await, &self.log);
         };
         let limit = pagination.limit.max(1);
         if pagination.total <= limit {
-            return self.evaluate(first).await;
+            return pass.add(self.evaluate(first).await, &self.log);
         }
         // The first page is read again last: by then it is fresher.
         drop(first);
-        let mut tally = Tally::default();
         let mut next = Some(self.fetch(state, last_offset(pagination.total, limit), limit));
         while let Some((offset, fetching)) = next.take() {
             let page = fetching.await;
@@ -144,11 +203,10 @@ impl Walk {
                 next = Some(self.fetch(state, below, limit));
             }
             match page {
-                Ok(list) => tally += self.evaluate(list).await,
-                Err(err) => tally += self.failed(err),
+                Ok(list) => pass.add(self.evaluate(list).await, &self.log),
+                Err(err) => pass.add(self.failed("Cannot list users", err), &self.log),
             }
         }
-        tally
     }
 
     /// Starts fetching one page in the background.
@@ -159,22 +217,18 @@ impl Walk {
         limit: u64,
     ) -> (
         u64,
-        impl std::future::Future<Output = Result<UserList, HubError>>,
+        impl std::future::Future<Output = Result<UserList, CommandError>>,
     ) {
-        let client = self.client.clone();
+        let pool = self.pool.clone();
         let query = UserQuery {
             state,
             offset: Some(offset),
             limit: Some(limit),
         };
-        let task = actix_rt::spawn(async move { client.list_users(query).await });
+        let task = actix_rt::spawn(async move { pool.call(ListUsers(query), None).await });
         let fetching = async move {
-            task.await.unwrap_or_else(|_| {
-                Err(HubError::Unreachable {
-                    request: format!("GET users?offset={offset}"),
-                    detail: "the request was abandoned because the culler is stopping".into(),
-                })
-            })
+            task.await
+                .unwrap_or(Err(CommandError::NotSent(NotSent::Stopping)))
         };
         (offset, fetching)
     }
@@ -195,6 +249,7 @@ impl Walk {
         if list.users.is_empty() {
             return tally;
         }
+        let users = list.users.len() as u64;
         match self
             .evaluator
             .send(EvaluatePage { users: list.users })
@@ -204,7 +259,7 @@ impl Walk {
             Err(err) => {
                 error!(
                     self.log,
-                    "The evaluator did not answer ({err}); this page was skipped"
+                    "The evaluator did not answer ({err}); this page of {users} users is judged again next pass"
                 );
                 tally.errors += 1;
             }
@@ -212,9 +267,25 @@ impl Walk {
         tally
     }
 
-    fn failed(&self, err: HubError) -> Tally {
-        error!(self.log, "Cannot list users: {err}");
-        Tally::failure()
+    /// The tally of a request the pass could not do without.
+    fn failed(&self, what: &str, err: CommandError) -> Tally {
+        match err {
+            CommandError::Hub(err @ HubError::Forbidden { .. }) => {
+                let mut tally = Tally::default();
+                tally.refused(&err);
+                tally
+            }
+            CommandError::NotSent(NotSent::Stopping) => {
+                info!(self.log, "{what}: the culler is stopping");
+                Tally::default()
+            }
+            // The request that found the hub down was counted already.
+            CommandError::NotSent(NotSent::HubDown) => Tally::default(),
+            err => {
+                error!(self.log, "{what}: {err}");
+                Tally::failure()
+            }
+        }
     }
 }
 

@@ -3,20 +3,27 @@
 //!
 //! Data flows one way and every hand-over awaits its reply, so at most two
 //! pages of users (the one being judged and the one being fetched) are in
-//! memory however large the hub is, and at most `--concurrency` requests are
-//! outstanding to the hub (one shared semaphore in the hub client).
+//! memory however large the hub is. Every request to the hub is sent by an
+//! executor of the pool, whose size is `--concurrency`: that is the one
+//! place the bound is enforced.
 
+mod chaos;
 pub mod evaluator;
 pub mod executor;
+pub mod guard;
 pub mod lister;
+pub mod pool;
 pub mod scheduler;
+pub mod shutdown;
 pub mod supervisor;
 
+use crate::hub::HubError;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::AddAssign;
 
 /// What a pass (or a part of one) did; summed up from pages to the pass.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
     /// Users looked at.
     pub users_seen: u64,
@@ -26,8 +33,26 @@ pub struct Tally {
     pub servers_still_stopping: u64,
     /// Users deleted.
     pub users_culled: u64,
-    /// Requests or steps that failed.
+    /// Users the hub would not delete yet (a server still stopping or
+    /// starting: 400); the next pass tries again.
+    pub users_busy: u64,
+    /// Requests or steps that failed (refusals included).
     pub errors: u64,
+    /// Stops and deletions decided but not sent (stopping, or the hub was
+    /// unreachable earlier in the pass).
+    pub not_sent: u64,
+    /// Requests the hub refused (401/403), by the hub's message, which names
+    /// the missing scope: logged once per pass, not once per user.
+    pub refusals: BTreeMap<String, Refusal>,
+}
+
+/// Requests refused for one reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The first refused request's whole error, for the log.
+    pub first: String,
+    /// How many were refused for this reason.
+    pub count: u64,
 }
 
 impl Tally {
@@ -38,6 +63,22 @@ impl Tally {
             ..Tally::default()
         }
     }
+
+    /// Counts a refused request (an error), keyed by the hub's message.
+    pub fn refused(&mut self, error: &HubError) {
+        self.errors += 1;
+        let key = match error {
+            HubError::Forbidden { message, .. } => message.clone(),
+            other => other.to_string(),
+        };
+        self.refusals
+            .entry(key)
+            .and_modify(|refusal| refusal.count += 1)
+            .or_insert_with(|| Refusal {
+                first: error.to_string(),
+                count: 1,
+            });
+    }
 }
 
 impl AddAssign for Tally {
@@ -46,7 +87,15 @@ impl AddAssign for Tally {
         self.servers_culled += other.servers_culled;
         self.servers_still_stopping += other.servers_still_stopping;
         self.users_culled += other.users_culled;
+        self.users_busy += other.users_busy;
         self.errors += other.errors;
+        self.not_sent += other.not_sent;
+        for (key, refusal) in other.refusals {
+            self.refusals
+                .entry(key)
+                .and_modify(|mine| mine.count += refusal.count)
+                .or_insert(refusal);
+        }
     }
 }
 
@@ -56,6 +105,77 @@ impl fmt::Display for Tally {
             f,
             "{} users seen, {} servers culled, {} servers still stopping, {} users culled, {} errors",
             self.users_seen, self.servers_culled, self.servers_still_stopping, self.users_culled, self.errors
-        )
+        )?;
+        if self.users_busy > 0 {
+            write!(f, ", {} users not deletable yet", self.users_busy)?;
+        }
+        let refused: u64 = self.refusals.values().map(|r| r.count).sum();
+        if refused > 0 {
+            write!(f, " ({refused} refused for missing scopes)")?;
+        }
+        if self.not_sent > 0 {
+            write!(f, ", {} culls not sent", self.not_sent)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forbidden(user: &str) -> HubError {
+        HubError::Forbidden {
+            request: format!("DELETE /users/{user}/server"),
+            message: "requires any of [delete:servers]".into(),
+        }
+    }
+
+    #[test]
+    fn refusals_for_one_reason_are_one_entry_counted() {
+        let mut page = Tally::default();
+        page.refused(&forbidden("a"));
+        page.refused(&forbidden("b"));
+        let mut pass = Tally::default();
+        pass += page.clone();
+        pass += page;
+        assert_eq!(pass.errors, 4);
+        assert_eq!(pass.refusals.len(), 1);
+        let refusal = &pass.refusals["requires any of [delete:servers]"];
+        assert_eq!(refusal.count, 4);
+        assert!(
+            refusal.first.contains("/users/a/server"),
+            "{}",
+            refusal.first
+        );
+    }
+
+    #[test]
+    fn the_summary_names_every_count_it_has() {
+        let mut tally = Tally {
+            users_seen: 9,
+            servers_culled: 3,
+            servers_still_stopping: 1,
+            users_culled: 2,
+            users_busy: 1,
+            errors: 0,
+            not_sent: 4,
+            refusals: BTreeMap::new(),
+        };
+        tally.refused(&forbidden("x"));
+        let text = tally.to_string();
+        for part in [
+            "9 users seen",
+            "3 servers culled",
+            "1 servers still stopping",
+            "2 users culled",
+            "1 errors",
+            "1 users not deletable yet",
+            "1 refused for missing scopes",
+            "4 culls not sent",
+        ] {
+            assert!(text.contains(part), "{part:?} missing from {text}");
+        }
+        assert!(!Tally::default().to_string().contains("not sent"));
     }
 }

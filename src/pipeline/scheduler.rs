@@ -1,37 +1,78 @@
 //! The Scheduler: starts a pass at start-up and then every `--cull-every`,
 //! never two at once, and logs each pass's summary. With `--once` it stops
 //! the program after the first pass, with the exit code saying how it went.
+//! It also ends the graceful stop: asked to stop, it lets the pass in
+//! progress finish what is on the wire (at most [`DRAIN_LIMIT`]), then
+//! stops the program.
 
+use super::chaos::{self, Site};
+use super::guard::{self, guarded, RestartBudget, Restartable};
 use super::lister::{Lister, RunPass};
+use super::shutdown::Shutdown;
 use super::Tally;
-use crate::logging::{error, info, Log};
+use crate::exit::{Exit, Signal};
+use crate::logging::{error, info, warning, Log};
 use actix::prelude::*;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+/// How long a stop waits for the requests on the wire: well inside the
+/// 30 s that JupyterHub (SIGINT, then SIGTERM) and Kubernetes (SIGTERM, then
+/// SIGKILL) give a process, and longer than JupyterHub takes to answer a
+/// stop (its `slow_stop_timeout` is 10 s).
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(12);
 
 /// Time to start a pass.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
 pub struct Tick;
 
+/// A signal asked the culler to stop.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Stop(pub Signal);
+
 /// Times the passes.
 pub struct Scheduler {
     lister: Addr<Lister>,
     every: Duration,
     once: bool,
-    running: bool,
+    /// When the pass in progress started.
+    running: Option<Instant>,
+    shutdown: Rc<Shutdown>,
+    budget: Rc<RestartBudget>,
     log: Log,
 }
 
 impl Scheduler {
     /// A scheduler running a pass through `lister` every `every` (or only
     /// once, then stopping the actix system, when `once`).
-    pub fn new(lister: Addr<Lister>, every: Duration, once: bool, log: Log) -> Self {
+    pub fn new(
+        lister: Addr<Lister>,
+        every: Duration,
+        once: bool,
+        shutdown: Rc<Shutdown>,
+        budget: Rc<RestartBudget>,
+        log: Log,
+    ) -> Self {
         Scheduler {
             lister,
             every,
             once,
-            running: false,
+            running: None,
+            shutdown,
+            budget,
             log,
+        }
+    }
+
+    /// How the process ends after a stop asked by `signal`: a daemon asked
+    /// to stop did its job; a `--once` pass cut short did not.
+    fn stop_code(&self, signal: Signal) -> i32 {
+        if self.once {
+            Exit::Interrupted(signal).code()
+        } else {
+            Exit::Clean.code()
         }
     }
 }
@@ -40,53 +81,139 @@ impl Actor for Scheduler {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // The first pass runs at once, as upstream's does.
+        // The first pass runs at once, as upstream's does (and a restarted
+        // scheduler starts afresh).
         ctx.notify(Tick);
     }
 }
 
 impl Supervised for Scheduler {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.running = false;
+        guard::restarting(self);
+    }
+}
+
+impl Restartable for Scheduler {
+    fn name(&self) -> String {
+        "scheduler".to_owned()
+    }
+    fn log(&self) -> &Log {
+        &self.log
+    }
+    fn budget(&self) -> &RestartBudget {
+        &self.budget
+    }
+    fn restarted(&mut self) {
+        self.running = None;
     }
 }
 
 impl Handler<Tick> for Scheduler {
-    type Result = ();
+    /// Not atomic: a `Stop` is handled while the pass runs.
+    type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _tick: Tick, ctx: &mut Context<Self>) {
-        if self.running {
-            info!(
+    fn handle(&mut self, _tick: Tick, _ctx: &mut Context<Self>) -> Self::Result {
+        guarded(
+            self,
+            |scheduler| {
+                chaos::maybe_panic(Site::Scheduler);
+                let pass = if scheduler.shutdown.is_stopping() {
+                    None
+                } else if scheduler.running.is_some() {
+                    info!(
+                        scheduler.log,
+                        "Previous pass still running; not starting another"
+                    );
+                    None
+                } else {
+                    let started = Instant::now();
+                    scheduler.running = Some(started);
+                    Some((started, scheduler.lister.send(RunPass)))
+                };
+                async move {
+                    match pass {
+                        Some((started, pass)) => Some((started, pass.await)),
+                        None => None,
+                    }
+                }
+            },
+            // The scheduler crashed: it restarts and runs a new pass.
+            || None,
+        )
+        .map(|pass, scheduler, ctx| {
+            // Only the tick that started a pass finishes it.
+            let Some((started, answer)) = pass else {
+                return;
+            };
+            scheduler.running = None;
+            let tally = answer.unwrap_or_else(|err| {
+                error!(scheduler.log, "The lister did not answer: {err}");
+                Tally::failure()
+            });
+            scheduler.finish(tally, started, ctx);
+        })
+        .boxed_local()
+    }
+}
+
+impl Scheduler {
+    /// Logs a finished pass, then schedules the next, or ends the program.
+    fn finish(&mut self, tally: Tally, started: Instant, ctx: &mut Context<Self>) {
+        let took = started.elapsed().as_secs_f64();
+        if let Some(signal) = self.shutdown.requested() {
+            warning!(
                 self.log,
-                "Previous pass still running; not starting another"
+                "Pass interrupted by {} after {took:.2} s: {tally}",
+                signal.name()
             );
+            System::current().stop_with_code(self.stop_code(signal));
             return;
         }
-        self.running = true;
-        let started = Instant::now();
-        let pass = self
-            .lister
-            .send(RunPass)
-            .into_actor(self)
-            .map(move |answer, act, ctx| {
-                act.running = false;
-                let tally = answer.unwrap_or_else(|err| {
-                    error!(act.log, "The lister did not answer: {err}");
-                    Tally::failure()
-                });
-                info!(
-                    act.log,
-                    "Pass finished in {:.2} s: {tally}",
-                    started.elapsed().as_secs_f64()
-                );
-                if act.once {
-                    System::current().stop_with_code(if tally.errors == 0 { 0 } else { 1 });
-                } else {
-                    // Passes start `every` apart; a pass longer than that is
-                    // followed at once by the next one.
-                    ctx.notify_later(Tick, act.every.saturating_sub(started.elapsed()));
-                }
-            });
-        ctx.spawn(pass);
+        info!(self.log, "Pass finished in {took:.2} s: {tally}");
+        if self.once {
+            let exit = if tally.errors == 0 {
+                Exit::Clean
+            } else {
+                Exit::PassFailed
+            };
+            System::current().stop_with_code(exit.code());
+        } else {
+            // Passes start `every` apart; a pass longer than that is
+            // followed at once by the next one.
+            ctx.notify_later(Tick, self.every.saturating_sub(started.elapsed()));
+        }
+    }
+}
+
+impl Handler<Stop> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, Stop(signal): Stop, ctx: &mut Context<Self>) {
+        if self.running.is_none() {
+            info!(
+                self.log,
+                "Received {} between passes; stopping",
+                signal.name()
+            );
+            System::current().stop_with_code(self.stop_code(signal));
+            return;
+        }
+        info!(
+            self.log,
+            "Received {}: finishing the requests in flight (at most {} s), starting nothing new",
+            signal.name(),
+            DRAIN_LIMIT.as_secs()
+        );
+        ctx.run_later(DRAIN_LIMIT, move |scheduler, _ctx| {
+            let left = scheduler.shutdown.in_flight();
+            error!(
+                scheduler.log,
+                "Stopping with {} requests unanswered after {} s: {}",
+                left.len(),
+                DRAIN_LIMIT.as_secs(),
+                left.join(", ")
+            );
+            System::current().stop_with_code(scheduler.stop_code(signal));
+        });
     }
 }

@@ -1,19 +1,26 @@
-//! The Supervisor: builds the pipeline and keeps it running.
+//! The Supervisor: builds the pipeline, keeps it running, and stops it.
 //!
 //! Every actor is started under [`actix::Supervisor`], which restarts an
-//! actor in place (same address, so senders keep working) whenever its
-//! context stops. Handlers never panic (a panic would take the thread down,
-//! which no supervisor can mend); an actor whose state goes bad stops itself
-//! and comes back from here.
+//! actor in place (same address and mailbox, so senders keep working)
+//! whenever its context stops; [`super::guard`] makes a panic stop it, and
+//! counts restarts against a budget that ends a crash-looping process.
+//! Signals begin the graceful stop ([`super::shutdown`]): the first SIGINT
+//! or SIGTERM lets the requests on the wire finish, a second one stops at
+//! once.
 
 use super::evaluator::Evaluator;
-use super::executor::{Executor, ExecutorPool};
+use super::executor::{Executor, Health};
+use super::guard::{RestartBudget, RestartLimit};
 use super::lister::Lister;
-use super::scheduler::Scheduler;
+use super::pool::ExecutorPool;
+use super::scheduler::{Scheduler, Stop};
+use super::shutdown::Shutdown;
+use crate::exit::{Exit, Signal};
 use crate::hub::HubClient;
 use crate::logging::{info, warning, Log};
 use crate::settings::Settings;
 use actix::prelude::*;
+use std::rc::Rc;
 
 /// The addresses of the running pipeline.
 pub struct Pipeline {
@@ -23,42 +30,75 @@ pub struct Pipeline {
     pub lister: Addr<Lister>,
     /// Judges users.
     pub evaluator: Addr<Evaluator>,
-    /// Sends commands to the hub.
+    /// Sends every request to the hub.
     pub executors: ExecutorPool,
+    /// The graceful stop's state.
+    pub shutdown: Rc<Shutdown>,
 }
 
 /// Starts every actor on the current arbiter (one thread is plenty for a
 /// network-bound service and lets them share one HTTP client and its
 /// connection pool) and returns their addresses.
 pub fn start(settings: &Settings, log: &Log) -> Pipeline {
-    let client = HubClient::new(&settings.hub, HubClient::permits(settings.hub.concurrency));
+    let shutdown = Shutdown::new();
+    let budget = RestartBudget::new(RestartLimit::default(), log.clone());
+    let client = HubClient::new(&settings.hub);
     let executors = ExecutorPool::new(
-        (0..settings.hub.concurrency.max(1))
-            .map(|_| {
-                let client = client.clone();
-                actix::Supervisor::start(move |_| Executor::new(client))
+        (1..=settings.concurrency.max(1))
+            .map(|number| {
+                let health = Rc::new(Health::default());
+                let addr = {
+                    let (client, health, shutdown, budget, log) = (
+                        client.clone(),
+                        Rc::clone(&health),
+                        Rc::clone(&shutdown),
+                        Rc::clone(&budget),
+                        log.clone(),
+                    );
+                    actix::Supervisor::start(move |_| {
+                        Executor::new(number, client, health, shutdown, budget, log)
+                    })
+                };
+                (addr, health)
             })
             .collect(),
+        settings.retry,
+        Rc::clone(&shutdown),
+        log.clone(),
     );
     let evaluator = {
-        let (policy, pool, log) = (settings.policy.clone(), executors.clone(), log.clone());
-        actix::Supervisor::start(move |_| Evaluator::new(policy, pool, log))
+        let (policy, pool, budget, log) = (
+            settings.policy.clone(),
+            executors.clone(),
+            Rc::clone(&budget),
+            log.clone(),
+        );
+        actix::Supervisor::start(move |_| Evaluator::new(policy, pool, budget, log))
     };
     let lister = {
-        let (evaluator, log) = (evaluator.clone(), log.clone());
+        let (pool, evaluator, budget, log) = (
+            executors.clone(),
+            evaluator.clone(),
+            Rc::clone(&budget),
+            log.clone(),
+        );
         let (page_size, cull_users) = (settings.api_page_size, settings.policy.cull_users);
         actix::Supervisor::start(move |_| {
-            Lister::new(client, evaluator, page_size, cull_users, log)
+            Lister::new(pool, evaluator, page_size, cull_users, budget, log)
         })
     };
     let scheduler = {
-        let (lister, every, once, log) = (
+        let (lister, every, once, shutdown, budget, log) = (
             lister.clone(),
             settings.cull_every,
             settings.once,
+            Rc::clone(&shutdown),
+            Rc::clone(&budget),
             log.clone(),
         );
-        actix::Supervisor::start(move |_| Scheduler::new(lister, every, once, log))
+        actix::Supervisor::start(move |_| {
+            Scheduler::new(lister, every, once, shutdown, budget, log)
+        })
     };
     let schedule = if settings.once {
         "once".to_owned()
@@ -70,41 +110,55 @@ pub fn start(settings: &Settings, log: &Log) -> Pipeline {
         "Culling servers idle for {} s, {schedule}, via {} ({} requests at most at once)",
         settings.policy.timeout_secs,
         settings.hub.base_url,
-        settings.hub.concurrency
+        settings.concurrency
     );
+    stop_on_signals(&scheduler, &shutdown, settings.once, log);
     Pipeline {
         scheduler,
         lister,
         evaluator,
         executors,
+        shutdown,
     }
 }
 
-/// Stops the program (exit code 0) on SIGINT or SIGTERM.
+/// The first SIGINT or SIGTERM begins the graceful stop; a second one
+/// stops at once.
 ///
 /// Installing handlers matters even though both signals end a process by
 /// default: a process started in the background by a shell inherits SIGINT
 /// *ignored*, and JupyterHub stops its managed services with SIGINT, so
 /// without a handler the hub waits its whole `interrupt_timeout` for us.
-pub fn stop_on_signals(log: &Log) {
+fn stop_on_signals(scheduler: &Addr<Scheduler>, shutdown: &Rc<Shutdown>, once: bool, log: &Log) {
     use actix_rt::signal::unix::{signal, SignalKind};
-    for (kind, name) in [
-        (SignalKind::interrupt(), "SIGINT"),
-        (SignalKind::terminate(), "SIGTERM"),
+    for (kind, which) in [
+        (SignalKind::interrupt(), Signal::Interrupt),
+        (SignalKind::terminate(), Signal::Terminate),
     ] {
         match signal(kind) {
             Ok(mut stream) => {
-                let log = log.clone();
+                let (scheduler, shutdown, log) =
+                    (scheduler.clone(), Rc::clone(shutdown), log.clone());
                 actix_rt::spawn(async move {
-                    if stream.recv().await.is_some() {
-                        info!(log, "Received {name}; stopping");
-                        System::current().stop_with_code(0);
+                    while stream.recv().await.is_some() {
+                        if shutdown.begin(which) {
+                            scheduler.do_send(Stop(which));
+                        } else {
+                            warning!(log, "Received {} again: stopping now", which.name());
+                            let exit = if once {
+                                Exit::Interrupted(which)
+                            } else {
+                                Exit::Clean
+                            };
+                            System::current().stop_with_code(exit.code());
+                        }
                     }
                 });
             }
             Err(err) => warning!(
                 log,
-                "Cannot handle {name} ({err}); it will end the culler abruptly"
+                "Cannot handle {} ({err}); it will end the culler abruptly",
+                which.name()
             ),
         }
     }

@@ -3,6 +3,10 @@
 //! `support` holds the reusable pieces: the in-process fake hub, the real
 //! JupyterHub launcher and the helper that runs the culler binary.
 
+mod graceful_stop;
+mod hub_answers;
+mod logs;
 mod pipeline;
 mod real_hub;
+mod supervision;
 mod support;

@@ -5,8 +5,9 @@
 //! Output is read by one thread per pipe; the deadline is enforced by waiting
 //! on those threads with a timeout, so nothing sleeps.
 
+use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -79,7 +80,7 @@ impl CullerOutput {
 
 impl fmt::Display for CullerOutput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "command: {} {}", CULLER_BIN, self.args.join(" "))?;
+        writeln!(f, "command: {}", self.args.join(" "))?;
         writeln!(f, "status: {} after {:?}", self.status, self.elapsed)?;
         writeln!(f, "--- stdout ---\n{}", self.stdout)?;
         write!(f, "--- stderr ---\n{}", self.stderr)
@@ -93,6 +94,8 @@ pub struct Culler {
     env: Vec<(String, Option<String>)>,
     deadline: Duration,
     ignore_sigint: bool,
+    close_stderr: bool,
+    program: String,
 }
 
 impl Default for Culler {
@@ -109,6 +112,8 @@ impl Culler {
             env: CULLER_ENV.iter().map(|k| (k.to_string(), None)).collect(),
             deadline: DEFAULT_DEADLINE,
             ignore_sigint: false,
+            close_stderr: false,
+            program: CULLER_BIN.to_owned(),
         }
     }
 
@@ -156,6 +161,20 @@ impl Culler {
         self
     }
 
+    /// Starts it with a stderr pipe whose reader is already gone, as when a
+    /// log shipper restarts or the output goes through `| head`: every log
+    /// line the culler writes fails.
+    pub fn stderr_closed(mut self) -> Self {
+        self.close_stderr = true;
+        self
+    }
+
+    /// Runs another build of the culler (e.g. the release binary).
+    pub fn program(mut self, path: &str) -> Self {
+        self.program = path.to_owned();
+        self
+    }
+
     /// Sets the deadline of [`Culler::run`].
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = deadline;
@@ -174,10 +193,10 @@ impl Culler {
         let mut command = if self.ignore_sigint {
             // `trap "" INT` sets SIG_IGN, which `exec` keeps.
             let mut sh = Command::new("sh");
-            sh.args(["-c", r#"trap "" INT; exec "$0" "$@""#, CULLER_BIN]);
+            sh.args(["-c", r#"trap "" INT; exec "$0" "$@""#, &self.program]);
             sh
         } else {
-            Command::new(CULLER_BIN)
+            Command::new(&self.program)
         };
         command
             .args(&self.args)
@@ -193,9 +212,13 @@ impl Culler {
         let started = Instant::now();
         let mut child = command
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {CULLER_BIN}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.program));
         let stdout = read_in_thread(child.stdout.take().map(|p| Box::new(p) as Box<_>));
-        let stderr = read_in_thread(child.stderr.take().map(|p| Box::new(p) as Box<_>));
+        // Dropping the read end of stderr closes it under the culler.
+        let stderr_pipe = child.stderr.take().filter(|_| !self.close_stderr);
+        let stderr = LogLines::new(lines_in_thread(
+            stderr_pipe.map(|p| Box::new(p) as Box<_>),
+        ));
         RunningCuller {
             args: self.args,
             child,
@@ -222,12 +245,90 @@ fn read_in_thread(pipe: Option<Pipe>) -> Receiver<String> {
     rx
 }
 
+/// Sends each line of a pipe as soon as it is written; the channel closes
+/// with the pipe (the process exited or was killed).
+fn lines_in_thread(pipe: Option<Pipe>) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let Some(pipe) = pipe else { return };
+        let mut reader = BufReader::new(pipe);
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+            let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+            if tx.send(text).is_err() {
+                return;
+            }
+            line.clear();
+        }
+    });
+    rx
+}
+
+/// The culler's log as it is written, so a test can wait for a line (an
+/// event) instead of sleeping, or look at it while the culler runs.
+struct LogLines {
+    rx: Receiver<String>,
+    seen: RefCell<Vec<String>>,
+    closed: Cell<bool>,
+}
+
+impl LogLines {
+    fn new(rx: Receiver<String>) -> Self {
+        LogLines {
+            rx,
+            seen: RefCell::new(Vec::new()),
+            closed: Cell::new(false),
+        }
+    }
+
+    /// Reads lines until one satisfies `found` (true), the pipe closes or
+    /// `end` passes (false).
+    fn read_until(&self, end: Instant, mut found: impl FnMut(&str) -> bool) -> bool {
+        if self.seen.borrow().iter().any(|line| found(line)) {
+            return true;
+        }
+        while !self.closed.get() {
+            match self
+                .rx
+                .recv_timeout(end.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => {
+                    let hit = found(&line);
+                    self.seen.borrow_mut().push(line);
+                    if hit {
+                        return true;
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => self.closed.set(true),
+                Err(RecvTimeoutError::Timeout) => return false,
+            }
+        }
+        false
+    }
+
+    /// Reads to the end of the pipe (or `end`); whether it closed.
+    fn read_to_close(&self, end: Instant) -> bool {
+        self.read_until(end, |_| false);
+        self.closed.get()
+    }
+
+    /// Everything read so far, after taking in what has arrived.
+    fn text(&self) -> String {
+        self.read_until(Instant::now(), |_| false);
+        let mut text = self.seen.borrow().join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text
+    }
+}
+
 /// A culler process running in the background; killed if dropped.
 pub struct RunningCuller {
     args: Vec<String>,
     child: Child,
     stdout: Receiver<String>,
-    stderr: Receiver<String>,
+    stderr: LogLines,
     started: Instant,
 }
 
@@ -251,24 +352,33 @@ impl RunningCuller {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
+    /// Waits until it logs a line containing `needle`; false if it did not
+    /// within `timeout` (or exited first).
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        self.stderr
+            .read_until(Instant::now() + timeout, |line| line.contains(needle))
+    }
+
+    /// Everything it has logged so far, while it keeps running.
+    pub fn stderr_so_far(&self) -> String {
+        self.stderr.text()
+    }
+
     /// Waits for it to exit; kills it and panics with its output if it is
     /// still running after `deadline`.
     pub fn wait(mut self, deadline: Duration) -> CullerOutput {
         let end = self.started + deadline;
-        let stderr = recv_until(&self.stderr, end);
-        let stdout = stderr
-            .as_ref()
-            .ok()
-            .and_then(|_| recv_until(&self.stdout, end).ok());
-        match (stderr, stdout) {
-            (Ok(stderr), Some(stdout)) => {
+        let closed = self.stderr.read_to_close(end);
+        let stdout = closed.then(|| recv_until(&self.stdout, end).ok()).flatten();
+        match stdout {
+            Some(stdout) => {
                 // Both pipes closed: the process has exited (or is exiting).
                 let status = self.child.wait().expect("wait for culler");
                 CullerOutput {
                     args: std::mem::take(&mut self.args),
                     status,
                     stdout,
-                    stderr,
+                    stderr: self.stderr.text(),
                     elapsed: self.started.elapsed(),
                 }
             }
@@ -287,11 +397,12 @@ impl RunningCuller {
         // The pipes close with the process; a grandchild holding them is
         // not expected, so bound the wait anyway.
         let end = Instant::now() + Duration::from_secs(5);
+        self.stderr.read_to_close(end);
         CullerOutput {
             args: std::mem::take(&mut self.args),
             status,
             stdout: recv_until(&self.stdout, end).unwrap_or_default(),
-            stderr: recv_until(&self.stderr, end).unwrap_or_default(),
+            stderr: self.stderr.text(),
             elapsed,
         }
     }

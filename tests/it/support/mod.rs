@@ -3,3 +3,4 @@
 pub mod culler;
 pub mod fake_hub;
 pub mod real_hub;
+pub mod scenario;

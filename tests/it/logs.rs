@@ -1,0 +1,114 @@
+//! What the culler writes to its log, and that the log can never stop it:
+//! a closed stderr is survived, the token never appears, and the release
+//! build (what ships) logs debug lines when asked.
+
+use crate::support::culler::Culler;
+use crate::support::fake_hub::{FakeUser, Fault, HubConfig};
+use crate::support::scenario::*;
+
+#[test]
+fn a_closed_stderr_does_not_stop_culling() {
+    let hub = start(HubConfig::new().users(idle_users(3)));
+    let out = once(&hub).arg(TIMEOUT_1H).stderr_closed().run();
+    out.assert_success();
+    assert_eq!(stopped(&hub).len(), 3, "{}", deletes_text(&hub));
+}
+
+#[test]
+fn a_closed_stderr_does_not_stop_signals() {
+    let hub = start(HubConfig::new().user(idle_user("first")));
+    let culler = Culler::against(hub.url(), TOKEN)
+        .args([TIMEOUT_1H, "--cull-every=600"])
+        .stderr_closed()
+        .spawn();
+    let culled = hub.wait_until(secs(20), |s| s.stopped_servers().len() == 1);
+    assert!(culled, "no cull with stderr closed:\n{}", culler.kill());
+    culler.signal("TERM");
+    let out = culler.wait(secs(10));
+    out.assert_success();
+}
+
+#[test]
+fn the_token_never_reaches_the_log_whatever_echoes_it() {
+    // A user named like the token, an error body echoing it, and a version
+    // string holding it.
+    let hub = start(
+        HubConfig::new()
+            .user(idle_user(TOKEN))
+            .user(idle_user("echo"))
+            .fault(Fault::error(
+                "DELETE",
+                "/users/echo/server",
+                400,
+                &format!("bad request; headers: Authorization: token {TOKEN}"),
+            )),
+    );
+    let out = once(&hub).args([TIMEOUT_1H, FAST_RETRIES]).run();
+    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert!(!out.stderr.contains(TOKEN), "the token was logged:\n{out}");
+    assert!(out.stderr.contains("Culling server <redacted>"), "{out}");
+    assert!(
+        out.stderr.contains("Authorization: token <redacted>"),
+        "{out}"
+    );
+
+    let echo = start(HubConfig::new().fault(Fault::raw(
+        "GET",
+        "/",
+        200,
+        &format!(r#"{{"version": "{TOKEN}"}}"#),
+    )));
+    let out = once(&echo).args([TIMEOUT_1H, FAST_RETRIES]).run();
+    out.assert_failure();
+    assert!(!out.stderr.contains(TOKEN), "the token was logged:\n{out}");
+    assert!(out.stderr.contains("unreadable version"), "{out}");
+}
+
+/// The release binary, built by `scripts/test` (`cargo build --release`)
+/// and named by `CULLER_RELEASE_BIN`.
+fn release_binary() -> String {
+    std::env::var("CULLER_RELEASE_BIN").expect(
+        "CULLER_RELEASE_BIN must name the release binary: scripts/test builds it and sets it",
+    )
+}
+
+#[test]
+#[ignore = "needs the release binary: run scripts/test"]
+fn the_release_binary_logs_debug_lines_when_asked() {
+    let hub = start(
+        HubConfig::new()
+            .user(
+                FakeUser::new("busy")
+                    .idle_for(secs(60))
+                    .server(busy_server()),
+            )
+            .user(idle_user("idle")),
+    );
+    for flag in ["--debug", "--log-level=DEBUG"] {
+        let out = once(&hub)
+            .program(&release_binary())
+            .args([TIMEOUT_1H, flag])
+            .run();
+        out.assert_success();
+        assert!(
+            out.stderr.contains("DEBG Not culling server busy"),
+            "{flag} printed no debug line in the release build:\n{out}"
+        );
+    }
+    let quiet = once(&hub).program(&release_binary()).arg(TIMEOUT_1H).run();
+    quiet.assert_success();
+    assert!(!quiet.stderr.contains("DEBG"), "{quiet}");
+}
+
+#[test]
+#[ignore = "needs the release binary: run scripts/test"]
+fn the_release_binary_has_no_fault_injection() {
+    let hub = start(HubConfig::new().users(idle_users(2)));
+    let out = once(&hub)
+        .program(&release_binary())
+        .arg(TIMEOUT_1H)
+        .env("CULLER_TEST_PANIC", "executor:*")
+        .run();
+    out.assert_success();
+    assert_eq!(stopped(&hub).len(), 2, "{out}");
+}
