@@ -11,6 +11,7 @@ pub mod executor;
 pub mod lister;
 pub mod scheduler;
 pub mod supervisor;
+pub mod walk;
 
 use std::fmt;
 use std::ops::AddAssign;
