@@ -121,6 +121,16 @@ pub struct Pagination {
     pub limit: u64,
     /// How many users match the query before the in-memory `ready` filter.
     pub total: u64,
+    /// Whether `next` was not null: the hub believes more follows. The walk
+    /// reads it to notice a `total` that is too small; its URL is useless
+    /// to us (rebuilt from the hub's own idea of its address).
+    #[serde(rename = "next", default, deserialize_with = "is_present")]
+    pub has_next: bool,
+}
+
+/// `true` for any value but `null`, without reading the value.
+fn is_present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    Ok(Option::<serde::de::IgnoredAny>::deserialize(deserializer)?.is_some())
 }
 
 /// A user record the hub sent that could not be read (a field of the wrong
@@ -251,7 +261,8 @@ mod tests {
             Some(Pagination {
                 offset: 0,
                 limit: 2,
-                total: 2
+                total: 2,
+                has_next: false
             })
         );
         let names: Vec<_> = items.iter().map(|u| u.name.as_str()).collect();
@@ -338,6 +349,24 @@ mod tests {
         assert_eq!(servers[""].last_activity, user.last_activity);
         let unseen: User = serde_json::from_str(r#"{"name": "x", "admin": false}"#).unwrap();
         assert_eq!(unseen.visible_servers(), None);
+    }
+
+    #[test]
+    fn next_is_read_as_whether_more_follows() {
+        let page = |next: &str| {
+            let body = format!(
+                r#"{{"items": [], "_pagination": {{"offset": 0, "limit": 2, "total": 5{next}}}}}"#
+            );
+            UserList::from_json(body.as_bytes())
+                .unwrap()
+                .pagination
+                .unwrap()
+        };
+        let more =
+            r#", "next": {"offset": 2, "limit": 2, "url": "http://hub/hub/api/users?offset=2"}"#;
+        assert!(page(more).has_next);
+        assert!(!page(r#", "next": null"#).has_next);
+        assert!(!page("").has_next);
     }
 
     #[test]

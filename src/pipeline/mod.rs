@@ -16,6 +16,7 @@ pub mod pool;
 pub mod scheduler;
 pub mod shutdown;
 pub mod supervisor;
+pub mod walk;
 
 use crate::hub::HubError;
 use std::collections::BTreeMap;
