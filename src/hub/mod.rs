@@ -77,7 +77,8 @@ pub enum UserState {
 }
 
 impl UserState {
-    fn as_query(self) -> &'static str {
+    /// The value of the `state` query parameter.
+    pub fn as_query(self) -> &'static str {
         match self {
             UserState::Ready => "ready",
             UserState::Inactive => "inactive",

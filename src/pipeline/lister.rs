@@ -8,15 +8,19 @@
 //! ordered by id, so a cull only shifts pages after it. Walking backwards
 //! means no cull ever shifts a page not yet read, so one pass sees everyone
 //! while holding only a page or two in memory. (Upstream instead reads every
-//! page before acting, holding the whole hub in memory.)
+//! page before acting, holding the whole hub in memory.) Which page comes
+//! next, and what in the hub's paging does not add up, is planned by the
+//! pure [`super::walk`]; this actor only fetches, logs and hands over.
 
 use super::chaos::{self, Site};
 use super::evaluator::{EvaluatePage, Evaluator};
 use super::executor::{GetVersion, ListUsers};
 use super::guard::{self, guarded, RestartBudget, Restartable};
 use super::pool::{CommandError, ExecutorPool, NotSent};
+use super::walk::{Filter, PageRequest, PageSeen, PageWalk};
 use super::Tally;
 use crate::hub::{HubError, HubVersion, UserList, UserQuery, UserState};
+use futures_util::future::LocalBoxFuture;
 use crate::logging::{debug, error, info, warning, Log};
 use actix::prelude::*;
 use std::collections::BTreeSet;
@@ -160,51 +164,51 @@ impl Walk {
         pass.tally
     }
 
-    /// Walks one listing (one `state`) to the end.
+    /// Walks one listing (one `state`) to the end, as [`PageWalk`] plans:
+    /// the next page is fetched while the current one is acted on.
     async fn list(&self, version: &HubVersion, state: Option<UserState>, pass: &mut PassTally) {
-        let probe = UserQuery {
-            state,
-            offset: None,
-            limit: self.page_size,
+        let listing = match state {
+            Some(state) => format!("GET /users?state={}", state.as_query()),
+            None => "GET /users".to_owned(),
         };
-        let first = match self.pool.call(ListUsers(probe), None).await {
-            Ok(list) => list,
-            Err(err) => return pass.add(self.failed("Cannot list users", err), &self.log),
+        let filter = match state {
+            Some(UserState::Ready) => Filter::PostFiltered,
+            Some(UserState::Inactive) | None => Filter::Exact,
         };
-        let Some(pagination) = first.pagination else {
-            if version.release[0] >= 2 {
+        let mut walk = PageWalk::new(filter, self.page_size);
+        let mut request = walk.first();
+        let mut fetching = self.fetch(state, request);
+        loop {
+            let list = match fetching.await {
+                Ok(list) => list,
+                Err(err) => return pass.add(self.failed("Cannot list users", err), &self.log),
+            };
+            if list.pagination.is_none() && request.offset == 0 && version.release[0] >= 2 {
                 warning!(
                     self.log,
                     "JupyterHub {version} sent a plain list instead of a page (is something between us and the hub dropping the Accept header?); it may stop at the hub's api_page_max_limit"
                 );
             }
-            return pass.add(self.evaluate(first).await, &self.log);
-        };
-        let limit = pagination.limit.max(1);
-        if pagination.total <= limit {
-            return pass.add(self.evaluate(first).await, &self.log);
-        }
-        // The first page is read again last: by then it is fresher.
-        drop(first);
-        let mut next = Some(self.fetch(state, last_offset(pagination.total, limit), limit));
-        while let Some((offset, fetching)) = next.take() {
-            let page = fetching.await;
-            // Fetch the page before this one while this one is acted on: the
-            // culls of this page cannot shift it. Each page's own total keeps
-            // the walk short when users went away (or the first was absurd).
-            if offset > 0 {
-                let total = page
-                    .as_ref()
-                    .ok()
-                    .and_then(|p| p.pagination)
-                    .map(|p| p.total);
-                let below = offset.saturating_sub(limit);
-                let below = total.map_or(below, |total| below.min(last_offset(total, limit)));
-                next = Some(self.fetch(state, below, limit));
+            let step = match walk.seen(request, &PageSeen::of(&list)) {
+                Ok(step) => step,
+                Err(err) => {
+                    error!(self.log, "{listing}: {err}");
+                    return pass.add(Tally::failure(), &self.log);
+                }
+            };
+            for suspicion in &step.suspicions {
+                warning!(self.log, "{listing}: {suspicion}");
             }
-            match page {
-                Ok(list) => pass.add(self.evaluate(list).await, &self.log),
-                Err(err) => pass.add(self.failed("Cannot list users", err), &self.log),
+            let next = step.next.map(|next| {
+                request = next;
+                self.fetch(state, next)
+            });
+            if step.act {
+                pass.add(self.evaluate(list).await, &self.log);
+            }
+            match next {
+                Some(next) => fetching = next,
+                None => return,
             }
         }
     }
@@ -213,24 +217,19 @@ impl Walk {
     fn fetch(
         &self,
         state: Option<UserState>,
-        offset: u64,
-        limit: u64,
-    ) -> (
-        u64,
-        impl std::future::Future<Output = Result<UserList, CommandError>>,
-    ) {
+        page: PageRequest,
+    ) -> LocalBoxFuture<'static, Result<UserList, CommandError>> {
         let pool = self.pool.clone();
         let query = UserQuery {
             state,
-            offset: Some(offset),
-            limit: Some(limit),
+            offset: (page.offset > 0 || page.limit.is_some()).then_some(page.offset),
+            limit: page.limit,
         };
         let task = actix_rt::spawn(async move { pool.call(ListUsers(query), None).await });
-        let fetching = async move {
+        Box::pin(async move {
             task.await
                 .unwrap_or(Err(CommandError::NotSent(NotSent::Stopping)))
-        };
-        (offset, fetching)
+        })
     }
 
     /// Hands a page to the Evaluator and waits until it has been acted on;
@@ -286,25 +285,5 @@ impl Walk {
                 Tally::failure()
             }
         }
-    }
-}
-
-/// The offset of the last page of a list of `total` users.
-fn last_offset(total: u64, limit: u64) -> u64 {
-    total.saturating_sub(1) / limit * limit
-}
-
-#[cfg(test)]
-mod tests {
-    use super::last_offset;
-
-    #[test]
-    fn last_offset_is_the_start_of_the_last_page() {
-        assert_eq!(last_offset(0, 5), 0);
-        assert_eq!(last_offset(1, 5), 0);
-        assert_eq!(last_offset(5, 5), 0);
-        assert_eq!(last_offset(6, 5), 5);
-        assert_eq!(last_offset(30, 5), 25);
-        assert_eq!(last_offset(31, 5), 30);
     }
 }
