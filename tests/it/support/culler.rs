@@ -3,12 +3,14 @@
 //! the test clearly instead of hanging the whole suite.
 //!
 //! Output is read by one thread per pipe; the deadline is enforced by waiting
-//! on those threads with a timeout, so nothing sleeps.
+//! on those threads with a timeout, so nothing sleeps. A background culler's
+//! stderr can also be read while it runs ([`RunningCuller::stderr_so_far`]).
 
 use std::fmt;
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The binary under test, built by cargo for the integration tests.
@@ -199,8 +201,9 @@ impl Culler {
         RunningCuller {
             args: self.args,
             child,
-            stdout,
-            stderr,
+            stdout: stdout.done,
+            stderr: stderr.done,
+            stderr_so_far: stderr.so_far,
             started,
         }
     }
@@ -208,18 +211,38 @@ impl Culler {
 
 type Pipe = Box<dyn Read + Send>;
 
-/// Reads a pipe to its end in a thread; the receiver gets everything once
-/// the pipe closes (the process exited or was killed).
-fn read_in_thread(pipe: Option<Pipe>) -> Receiver<String> {
+/// A pipe being read to its end by a thread.
+struct PipeReader {
+    /// Gets everything once the pipe closes (the process exited or was
+    /// killed).
+    done: Receiver<String>,
+    /// What has been read so far, as it arrives.
+    so_far: Arc<Mutex<Vec<u8>>>,
+}
+
+fn read_in_thread(pipe: Option<Pipe>) -> PipeReader {
     let (tx, rx) = mpsc::channel();
+    let so_far = Arc::new(Mutex::new(Vec::new()));
+    let buffer = Arc::clone(&so_far);
     std::thread::spawn(move || {
-        let mut bytes = Vec::new();
         if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut bytes);
+            let mut chunk = [0u8; 8192];
+            loop {
+                match pipe.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => buffer
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
         }
+        let bytes = buffer.lock().unwrap_or_else(|e| e.into_inner());
         let _ = tx.send(String::from_utf8_lossy(&bytes).into_owned());
     });
-    rx
+    PipeReader { done: rx, so_far }
 }
 
 /// A culler process running in the background; killed if dropped.
@@ -228,6 +251,7 @@ pub struct RunningCuller {
     child: Child,
     stdout: Receiver<String>,
     stderr: Receiver<String>,
+    stderr_so_far: Arc<Mutex<Vec<u8>>>,
     started: Instant,
 }
 
@@ -235,6 +259,13 @@ impl RunningCuller {
     /// The OS process id.
     pub fn id(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Everything it has written to stderr (its logs) so far, while it
+    /// keeps running. A line may still be incomplete at the end.
+    pub fn stderr_so_far(&self) -> String {
+        let bytes = self.stderr_so_far.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
     /// Sends it a signal by name (`TERM`, `INT`, ...).
