@@ -8,10 +8,11 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 
+use crate::support::culler::{Culler, RunningCuller};
 use crate::support::real_hub::{HubOptions, RealHub, SpawnerKind};
 
 /// Idle timeout for the culler in these tests: short, but long enough that
@@ -529,5 +530,264 @@ fn user_with_a_slow_stopping_server_is_deleted_only_by_a_later_pass() {
     eprintln!(
         "user_with_a_slow_stopping_server_is_deleted_only_by_a_later_pass took {:?}",
         t0.elapsed()
+    );
+}
+
+/// `--cull-every` of the background culler in the hub-restart test.
+const CULL_EVERY_SECS: u64 = 1;
+
+/// How many error lines one failed pass may log before it counts as a
+/// flood (loose on purpose: retries within a pass may log a few).
+const MAX_ERROR_LINES_PER_FAILED_PASS: usize = 5;
+
+/// A background culler whose log is printed when the test panics anywhere
+/// (e.g. inside the harness), not only in the assertions that show it.
+struct Daemon(Option<RunningCuller>);
+
+impl Daemon {
+    fn culler(&mut self) -> &mut RunningCuller {
+        self.0.as_mut().expect("the culler is running")
+    }
+
+    fn stderr(&self) -> String {
+        self.0
+            .as_ref()
+            .map(RunningCuller::stderr_so_far)
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- the background culler's stderr ---\n{}", self.stderr());
+        }
+    }
+}
+
+/// What a failing assertion of the hub-restart test shows: the culler's log
+/// so far and the hub log's tail.
+fn explain(hub: &RealHub, daemon: &Daemon) -> String {
+    format!(
+        "\n--- culler stderr so far ---\n{}\n--- hub log ({}), last lines ---\n{}",
+        daemon.stderr(),
+        hub.log_path().display(),
+        hub.log_tail(40)
+    )
+}
+
+/// Polls `check` until it holds; fails with `what` and [`explain`] after
+/// `deadline`.
+fn await_state(
+    hub: &RealHub,
+    daemon: &Daemon,
+    what: &str,
+    deadline: Duration,
+    mut check: impl FnMut() -> bool,
+) {
+    let started = Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() <= deadline,
+            "timed out after {deadline:?} waiting for {what}{}",
+            explain(hub, daemon)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Lines at error level: slog's `ERRO` and the usual `ERROR` alike.
+fn error_lines(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| l.contains("ERRO")).collect()
+}
+
+/// The culler as a long-running daemon rides out a restart of the hub. It
+/// culls idle servers while the hub runs; while the hub is down it keeps
+/// running, its passes fail without flooding its log; once the hub is back
+/// it culls, without being restarted, the servers that went idle during
+/// the outage, and keeps the active one; SIGTERM then ends it with exit 0.
+/// The hub leaves its servers running when it stops (`cleanup_servers =
+/// False`), so the restarted hub finds them still running.
+#[test]
+#[ignore = "needs a real JupyterHub: run scripts/test"]
+fn culler_rides_out_a_hub_restart() {
+    let t0 = Instant::now();
+    let mut hub = RealHub::start(HubOptions {
+        cleanup_servers: false,
+        ..HubOptions::default()
+    });
+    let early = ["early-1", "early-2"];
+    let late = ["late-1", "late-2"];
+    let busy = "busy";
+    let mut all: Vec<&str> = early.iter().chain(&late).copied().collect();
+    all.push(busy);
+    hub.create_users(&all);
+    for user in early.iter().chain([&busy]) {
+        hub.start_server(user, "");
+    }
+    // Nobody can post activity while the hub is down, and a restart takes
+    // longer than the timeout: the busy server's activity is stamped ahead
+    // (the hub accepts up to 59 minutes), so it stays active throughout.
+    let busy_until = SystemTime::now() + Duration::from_secs(600);
+    hub.post_activity_at(busy, &[""], busy_until);
+
+    let mut daemon = Daemon(Some(
+        Culler::against(hub.api_url(), hub.culler_token())
+            .args([timeout_flag(), format!("--cull-every={CULL_EVERY_SECS}")])
+            .spawn(),
+    ));
+    let culler_started = Instant::now();
+    let culler_pid = daemon.culler().id();
+
+    // 1. While the hub runs, the idle servers are culled.
+    await_state(
+        &hub,
+        &daemon,
+        "the culler to cull the first idle servers",
+        TIMEOUT + Duration::from_secs(60),
+        || early.iter().all(|u| servers(&hub, u) == Some(set(&[]))),
+    );
+    assert_eq!(
+        servers(&hub, busy),
+        Some(set(&[""])),
+        "the active server was culled{}",
+        explain(&hub, &daemon)
+    );
+
+    // 2. More servers, which go idle while the hub is down. Their activity
+    // is stamped a little ahead so that even a slow stop of the hub cannot
+    // let the culler see them idle before the hub is down.
+    for user in late {
+        hub.start_server(user, "");
+        hub.post_activity_at(user, &[""], SystemTime::now() + TIMEOUT);
+    }
+    let late_idle_at = hub.idle_at(&late, TIMEOUT);
+    for user in late.iter().chain([&busy]) {
+        assert!(
+            hub.proxy_routes_to_server(user, ""),
+            "the proxy does not route to {user}'s server{}",
+            explain(&hub, &daemon)
+        );
+    }
+
+    // 3. The hub goes down; the culler keeps running and its passes fail.
+    let stderr_at_stop = daemon.stderr().len();
+    let outage = Instant::now();
+    let hub_status = hub.stop_hub();
+    let since_stop = |daemon: &Daemon| {
+        let log = daemon.stderr();
+        log.get(stderr_at_stop..).unwrap_or_default().to_string()
+    };
+    await_state(
+        &hub,
+        &daemon,
+        "the culler to log a failed pass while the hub is down",
+        Duration::from_secs(60),
+        || !error_lines(&since_stop(&daemon)).is_empty(),
+    );
+    // The late servers go idle while the hub is down.
+    if let Ok(left) = late_idle_at.duration_since(SystemTime::now()) {
+        std::thread::sleep(left);
+    }
+    assert!(
+        !daemon.culler().has_exited(),
+        "the culler exited while the hub was down (hub exited with {hub_status}){}",
+        explain(&hub, &daemon)
+    );
+    let log_before_restart = hub.log();
+
+    // 4. The hub comes back on the same ports, database and tokens.
+    hub.start_hub();
+    let outage = outage.elapsed();
+    let during_outage = since_stop(&daemon);
+    let errors = error_lines(&during_outage);
+    // At most one pass starts per --cull-every, plus the one running at
+    // the stop and one starting as the hub came back.
+    let max_passes = (outage.as_secs_f64() / CULL_EVERY_SECS as f64).ceil() as usize + 2;
+    assert!(
+        errors.len() <= MAX_ERROR_LINES_PER_FAILED_PASS * max_passes,
+        "{} error lines in a {outage:?} outage (at most {max_passes} passes): a flood{}",
+        errors.len(),
+        explain(&hub, &daemon)
+    );
+    await_state(
+        &hub,
+        &daemon,
+        "the restarted hub's proxy to route to the busy server again",
+        Duration::from_secs(30),
+        || hub.proxy_routes_to_server(busy, ""),
+    );
+
+    // 5. The same culler process culls what went idle, keeps what is active.
+    await_state(
+        &hub,
+        &daemon,
+        "the culler to cull the servers that went idle while the hub was down",
+        Duration::from_secs(60),
+        || late.iter().all(|u| servers(&hub, u) == Some(set(&[]))),
+    );
+    assert_eq!(
+        servers(&hub, busy),
+        Some(set(&[""])),
+        "the active server did not survive the restart, or was culled{}",
+        explain(&hub, &daemon)
+    );
+    for user in early {
+        assert_eq!(
+            servers(&hub, user),
+            Some(set(&[])),
+            "{user}'s culled server came back with the hub{}",
+            explain(&hub, &daemon)
+        );
+        assert!(
+            !hub.proxy_routes_to_server(user, ""),
+            "the proxy still routes to {user}'s culled server{}",
+            explain(&hub, &daemon)
+        );
+    }
+    // The late servers were running when the hub went down, and it is the
+    // culler that stopped them after the restart (the hub logs each request).
+    let log_after_restart = hub
+        .log()
+        .get(log_before_restart.len()..)
+        .unwrap_or_default()
+        .to_string();
+    for user in early {
+        let delete = format!("DELETE /hub/api/users/{user}/server");
+        assert!(
+            log_before_restart.contains(&delete),
+            "no {delete} in the hub log before the restart{}",
+            explain(&hub, &daemon)
+        );
+    }
+    for user in late {
+        let delete = format!("DELETE /hub/api/users/{user}/server");
+        assert!(
+            !log_before_restart.contains(&delete) && log_after_restart.contains(&delete),
+            "{delete} should be in the hub log after the restart only{}",
+            explain(&hub, &daemon)
+        );
+    }
+    assert!(
+        !daemon.culler().has_exited() && daemon.culler().id() == culler_pid,
+        "the culler did not keep running{}",
+        explain(&hub, &daemon)
+    );
+
+    // 6. SIGTERM ends it cleanly.
+    let culler = daemon.0.take().expect("the culler is running");
+    culler.signal("TERM");
+    // `wait`'s deadline counts from the culler's start.
+    let out = culler.wait(culler_started.elapsed() + Duration::from_secs(30));
+    assert!(
+        out.success(),
+        "the culler should exit 0 on SIGTERM:\n{out}\n--- hub log, last lines ---\n{}",
+        hub.log_tail(40)
+    );
+    eprintln!(
+        "culler_rides_out_a_hub_restart took {:?} (hub down {outage:?}, hub exit {hub_status}, \
+         {} error lines while down)",
+        t0.elapsed(),
+        errors.len()
     );
 }

@@ -3,7 +3,9 @@
 //! the test clearly instead of hanging the whole suite.
 //!
 //! Output is read by one thread per pipe; the deadline is enforced by waiting
-//! on those threads with a timeout, so nothing sleeps.
+//! on those threads with a timeout, so nothing sleeps. A background culler's
+//! log can be read while it runs, line by line as it is written, so a test
+//! waits for a line instead of sleeping ([`RunningCuller::wait_for_log`]).
 
 use std::cell::{Cell, RefCell};
 use std::fmt;

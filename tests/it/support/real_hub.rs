@@ -4,7 +4,9 @@
 //! launcher proves that our understanding matches a real JupyterHub: scopes,
 //! pagination, percent-encoding, internal SSL and being run as a hub-managed
 //! service. Each [`RealHub`] lives in its own temporary directory with its own
-//! loopback ports, so tests can run in parallel threads.
+//! loopback ports, so tests can run in parallel threads. A test can also stop
+//! the hub and start it again on the same directory, database, config, ports
+//! and tokens ([`RealHub::stop_hub`], [`RealHub::start_hub`]).
 //!
 //! The hub and `configurable-http-proxy` are found through `JUPYTERHUB_BIN_DIRS`
 //! (a `PATH`-style list, set by `scripts/test`) and then `PATH`. A failing
@@ -13,13 +15,13 @@
 
 use std::collections::HashSet;
 use std::fmt::Display;
-use std::fs::{self, File};
-use std::io::{BufReader, Read};
-use std::net::TcpListener;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -99,6 +101,12 @@ pub struct HubOptions {
     /// `c.JupyterHub.internal_ssl`: the hub API then speaks only HTTPS with
     /// client certificates.
     pub internal_ssl: bool,
+    /// `c.JupyterHub.cleanup_servers` (hub default true). When false, the
+    /// hub leaves single-user servers running when it stops, and a
+    /// restarted hub ([`RealHub::start_hub`]) finds them still running:
+    /// the light spawner's servers then answer from the test process, so
+    /// that they outlive the hub process too.
+    pub cleanup_servers: bool,
 }
 
 impl Default for HubOptions {
@@ -113,6 +121,7 @@ impl Default for HubOptions {
             culler_may_delete_users: false,
             managed_culler_args: None,
             internal_ssl: false,
+            cleanup_servers: true,
         }
     }
 }
@@ -121,8 +130,18 @@ impl Default for HubOptions {
 pub struct RealHub {
     dir: Option<tempfile::TempDir>,
     dir_path: PathBuf,
+    bins: BinDirs,
+    config_path: PathBuf,
+    /// The current (or last) hub process.
     child: Child,
+    /// False between [`RealHub::stop_hub`] and [`RealHub::start_hub`]:
+    /// `child` has exited and been reaped.
+    hub_running: bool,
+    /// Where the current hub process's output starts in the log.
+    launch_log_offset: usize,
+    public_port: u16,
     hub_port: u16,
+    proxy_api_port: u16,
     api_url: String,
     admin_token: String,
     culler_token: String,
@@ -130,6 +149,8 @@ pub struct RealHub {
     agent: ureq::Agent,
     log_path: PathBuf,
     culler_runs: AtomicU64,
+    /// The light spawner's servers when they must outlive the hub.
+    _stand_in: Option<StandInServer>,
 }
 
 impl RealHub {
@@ -147,10 +168,7 @@ impl RealHub {
             let mut hub = Self::launch(&options, &bins);
             match hub.await_ready() {
                 Ok(()) => return hub,
-                Err(why)
-                    if attempt < START_ATTEMPTS
-                        && hub.log().to_lowercase().contains("already in use") =>
-                {
+                Err(why) if attempt < START_ATTEMPTS && hub.port_was_taken() => {
                     eprintln!("real hub: a port was taken ({why}); starting again on new ports");
                     attempt += 1;
                 }
@@ -170,6 +188,8 @@ impl RealHub {
         let admin_token = random_token();
         let culler_token = random_token();
         let certs_dir = options.internal_ssl.then(|| dir_path.join("internal-ssl"));
+        let stand_in = (!options.cleanup_servers && options.spawner == SpawnerKind::Light)
+            .then(StandInServer::start);
         let config = hub_config(&ConfigInputs {
             options,
             dir: &dir_path,
@@ -179,29 +199,13 @@ impl RealHub {
             proxy_api_port,
             admin_token: &admin_token,
             culler_token: &culler_token,
+            light_server_url: stand_in.as_ref().map(StandInServer::url),
         });
         let config_path = dir_path.join("jupyterhub_config.py");
         fs::write(&config_path, config).expect("write jupyterhub_config.py");
 
         let log_path = dir_path.join("hub.log");
-        let log = File::create(&log_path).expect("create the hub log");
-        let mut command = Command::new(&bins.jupyterhub);
-        command
-            .arg("-f")
-            .arg(&config_path)
-            .current_dir(&dir_path)
-            .env("PATH", &bins.path)
-            .env_remove("JUPYTERHUB_API_TOKEN")
-            .env_remove("JUPYTERHUB_API_URL")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone the log file handle"))
-            .stderr(log)
-            // Its own process group, so that drop can signal the hub and
-            // anything it started without a new session.
-            .process_group(0);
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", bins.jupyterhub.display()));
+        let child = spawn_hub(bins, &dir_path, &config_path, &log_path);
 
         let scheme = if options.internal_ssl {
             "https"
@@ -212,8 +216,14 @@ impl RealHub {
         RealHub {
             dir: Some(dir),
             dir_path,
+            bins: bins.clone(),
+            config_path,
             child,
+            hub_running: true,
+            launch_log_offset: 0,
+            public_port,
             hub_port,
+            proxy_api_port,
             api_url,
             admin_token,
             culler_token,
@@ -221,7 +231,16 @@ impl RealHub {
             agent: plain_agent(),
             log_path,
             culler_runs: AtomicU64::new(0),
+            _stand_in: stand_in,
         }
+    }
+
+    /// Whether the current hub process (or its proxy) failed to bind a port
+    /// ("address already in use").
+    fn port_was_taken(&self) -> bool {
+        self.log_since(self.launch_log_offset)
+            .to_lowercase()
+            .contains("already in use")
     }
 
     /// Polls `GET /hub/api/` until it answers 200, failing early when the
@@ -236,7 +255,7 @@ impl RealHub {
                 return Err(format!("the hub exited during start-up with {status}"));
             }
             // The hub waits on a proxy that could not bind its port.
-            if self.log().to_lowercase().contains("already in use") {
+            if self.port_was_taken() {
                 return Err("a port is already in use".to_string());
             }
             if !agent_ready {
@@ -276,6 +295,12 @@ impl RealHub {
         self.hub_port
     }
 
+    /// The proxy's public URL, e.g. `http://127.0.0.1:PORT`, without a
+    /// trailing slash.
+    pub fn public_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.public_port)
+    }
+
     /// The token of the `culler` service, whose role holds only the
     /// documented scopes.
     pub fn culler_token(&self) -> &str {
@@ -304,9 +329,16 @@ impl RealHub {
         &self.log_path
     }
 
-    /// The whole hub log so far.
+    /// The whole hub log so far (of every start of the hub).
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The hub log from byte `offset` on (e.g. a length of [`RealHub::log`]
+    /// taken earlier).
+    pub fn log_since(&self, offset: usize) -> String {
+        let bytes = fs::read(&self.log_path).unwrap_or_default();
+        String::from_utf8_lossy(bytes.get(offset..).unwrap_or_default()).into_owned()
     }
 
     /// The last `lines` lines of the hub log, for failure messages.
@@ -542,6 +574,15 @@ impl RealHub {
     /// because the hub never moves activity into the past.
     #[track_caller]
     pub fn wait_until_idle(&self, users: &[&str], timeout: Duration) {
+        sleep_until(self.idle_at(users, timeout));
+    }
+
+    /// When every given user, and each of their servers, will have been
+    /// idle for longer than `timeout` by the hub's own timestamps (see
+    /// [`RealHub::wait_until_idle`]), with a little slack; asks the hub now,
+    /// so it can be waited for while the hub is down.
+    #[track_caller]
+    pub fn idle_at(&self, users: &[&str], timeout: Duration) -> SystemTime {
         let mut newest = UNIX_EPOCH;
         for name in users {
             let user = self
@@ -561,9 +602,28 @@ impl RealHub {
             }
         }
         // A little slack for clock granularity and the culler's own start.
-        let target = newest + timeout + Duration::from_millis(300);
-        if let Ok(left) = target.duration_since(SystemTime::now()) {
-            thread::sleep(left);
+        newest + timeout + Duration::from_millis(300)
+    }
+
+    /// Whether `GET /user/<user>/<server>/` on the proxy's public port is
+    /// answered by the light spawner's server (`200 ok`): the proxy has a
+    /// route to it. Without a route the proxy sends the request to the hub,
+    /// which answers otherwise; no answer at all is `false` too.
+    pub fn proxy_routes_to_server(&self, user: &str, server: &str) -> bool {
+        let mut url = format!("{}/user/{}/", self.public_url(), encode(user));
+        if !server.is_empty() {
+            url.push_str(&encode(server));
+            url.push('/');
+        }
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(10))
+            .redirects(0)
+            .build();
+        match agent.get(&url).call() {
+            Ok(response) if response.status() == 200 => {
+                response.into_string().is_ok_and(|body| body == "ok")
+            }
+            _ => false,
         }
     }
 
@@ -613,44 +673,129 @@ impl RealHub {
         }
     }
 
+    /// Stops the hub in the middle of a test as an operator would: SIGTERM
+    /// to its process group (the hub then stops its managed services and
+    /// the proxy it started, and its servers unless
+    /// [`HubOptions::cleanup_servers`] is false). Waits, with a deadline,
+    /// until the hub process has exited and the hub's port, the proxy's
+    /// public port and the proxy API port all refuse connections; returns
+    /// the hub's exit status. Directory, database, config, ports and tokens
+    /// stay for [`RealHub::start_hub`].
+    #[track_caller]
+    pub fn stop_hub(&mut self) -> ExitStatus {
+        if !self.hub_running {
+            self.fail("stop_hub: the hub is not running");
+        }
+        // The hub removes the proxy's pid file as it stops the proxy.
+        let proxy_pid = self.proxy_pid();
+        signal_group(self.child.id(), "TERM");
+        let started = Instant::now();
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) => {}
+                Err(e) => self.fail(format!("cannot wait for the hub process: {e}")),
+            }
+            if started.elapsed() > SHUTDOWN_GRACE {
+                self.fail(format!(
+                    "the hub did not exit within {SHUTDOWN_GRACE:?} of SIGTERM"
+                ));
+            }
+            thread::sleep(POLL);
+        };
+        self.hub_running = false;
+        for (what, port) in [
+            ("hub", self.hub_port),
+            ("proxy's public", self.public_port),
+            ("proxy API", self.proxy_api_port),
+        ] {
+            while !port_refuses(port) {
+                if started.elapsed() > SHUTDOWN_GRACE {
+                    // Nothing else would find this proxy any more.
+                    if let Some(pid) = proxy_pid {
+                        kill_pid(pid);
+                    }
+                    self.fail(format!(
+                        "the {what} port {port} still accepts connections \
+                         {SHUTDOWN_GRACE:?} after SIGTERM to the hub ({status})"
+                    ));
+                }
+                thread::sleep(POLL);
+            }
+        }
+        status
+    }
+
+    /// Starts the hub again after [`RealHub::stop_hub`] with the same
+    /// directory, database, config, ports and tokens (the log goes on in
+    /// the same file, after a marker line), and waits with a deadline until
+    /// `GET /hub/api/` answers. The ports cannot move: the culler under test
+    /// holds the URL, so one taken meanwhile fails the test.
+    #[track_caller]
+    pub fn start_hub(&mut self) {
+        if self.hub_running {
+            self.fail("start_hub: the hub is already running");
+        }
+        let marker = "\n===== real_hub.rs: starting the hub again =====\n";
+        OpenOptions::new()
+            .append(true)
+            .open(&self.log_path)
+            .and_then(|mut log| log.write_all(marker.as_bytes()))
+            .unwrap_or_else(|e| self.fail(format!("cannot append to the hub log: {e}")));
+        self.launch_log_offset = fs::metadata(&self.log_path).map_or(0, |m| m.len() as usize);
+        self.child = spawn_hub(
+            &self.bins,
+            &self.dir_path,
+            &self.config_path,
+            &self.log_path,
+        );
+        self.hub_running = true;
+        if let Err(why) = self.await_ready() {
+            self.fail(format!("the hub did not start again: {why}"));
+        }
+    }
+
     /// SIGTERM to the hub's process group, so that the hub stops its proxy,
     /// services and servers itself; SIGKILL to whatever is left after the
     /// grace period, including the proxy and servers that the hub started
-    /// in sessions of their own.
+    /// in sessions of their own. A hub stopped by [`RealHub::stop_hub`] has
+    /// no process group left to signal.
     fn shut_down(&mut self) {
-        let pgid = self.child.id();
-        signal_group(pgid, "TERM");
-        let started = Instant::now();
-        while started.elapsed() < SHUTDOWN_GRACE {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
+        if self.hub_running {
+            let pgid = self.child.id();
+            signal_group(pgid, "TERM");
+            let started = Instant::now();
+            while started.elapsed() < SHUTDOWN_GRACE {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(50));
             }
-            thread::sleep(Duration::from_millis(50));
+            signal_group(pgid, "KILL");
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            self.hub_running = false;
         }
-        signal_group(pgid, "KILL");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         for pid in self.stragglers() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status();
+            kill_pid(pid);
         }
+    }
+
+    /// The running proxy's pid, from the pid file the hub writes.
+    fn proxy_pid(&self) -> Option<u32> {
+        let text = fs::read_to_string(self.dir_path.join("proxy.pid")).ok()?;
+        let pid = text.trim().parse::<u32>().ok()?;
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        String::from_utf8_lossy(&cmdline)
+            .contains("configurable-http-proxy")
+            .then_some(pid)
     }
 
     /// Processes that belong to this hub and survived it: the proxy (its
     /// pid file) and anything whose environment points at this hub's API
     /// port (managed services, single-user servers).
     fn stragglers(&self) -> Vec<u32> {
-        let mut pids = Vec::new();
-        if let Ok(text) = fs::read_to_string(self.dir_path.join("proxy.pid")) {
-            if let Ok(pid) = text.trim().parse::<u32>() {
-                let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-                if String::from_utf8_lossy(&cmdline).contains("configurable-http-proxy") {
-                    pids.push(pid);
-                }
-            }
-        }
+        let mut pids: Vec<u32> = self.proxy_pid().into_iter().collect();
         let marker = format!("127.0.0.1:{}/hub/api", self.hub_port);
         let own = std::process::id();
         if let Ok(entries) = fs::read_dir("/proc") {
@@ -706,7 +851,128 @@ impl Drop for RealHub {
     }
 }
 
+/// Launches `jupyterhub -f config` in `dir`, its output appended to `log`,
+/// without waiting for it.
+fn spawn_hub(bins: &BinDirs, dir: &Path, config: &Path, log: &Path) -> Child {
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open the hub log");
+    let mut command = Command::new(&bins.jupyterhub);
+    command
+        .arg("-f")
+        .arg(config)
+        .current_dir(dir)
+        .env("PATH", &bins.path)
+        .env_remove("JUPYTERHUB_API_TOKEN")
+        .env_remove("JUPYTERHUB_API_URL")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("clone the log file handle"))
+        .stderr(log)
+        // Its own process group, so that drop can signal the hub and
+        // anything it started without a new session.
+        .process_group(0);
+    command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bins.jupyterhub.display()))
+}
+
+/// SIGKILL to one process (errors ignored: it may be gone).
+fn kill_pid(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Whether a loopback port refuses connections (nothing listens on it).
+fn port_refuses(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    matches!(
+        TcpStream::connect_timeout(&addr, Duration::from_secs(1)),
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused
+    )
+}
+
+/// Sleeps until `t` (not at all when it has passed).
+fn sleep_until(t: SystemTime) {
+    if let Ok(left) = t.duration_since(SystemTime::now()) {
+        thread::sleep(left);
+    }
+}
+
+/// The light spawner's servers when they must outlive the hub process: a
+/// thread of the test process answering `200 ok` to every HTTP request on a
+/// loopback port, for as long as the [`RealHub`] lives. (Otherwise they are
+/// a thread of the hub process, and end with it.)
+struct StandInServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl StandInServer {
+    fn start() -> StandInServer {
+        let listener = claim_listeners(1).pop().expect("one listener");
+        let port = listener.local_addr().expect("local address").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    thread::spawn(move || answer_ok(stream));
+                }
+            }
+        });
+        StandInServer {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for StandInServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop, which then sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Reads one request's head and answers `200 ok`, closing the connection.
+fn answer_ok(mut stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+        }
+        if head.len() > 64 * 1024 {
+            return;
+        }
+    }
+    let _ = stream.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\
+          Connection: close\r\n\r\nok",
+    );
+}
+
 /// The programs a test hub needs and the `PATH` to run them with.
+#[derive(Clone)]
 struct BinDirs {
     jupyterhub: PathBuf,
     singleuser: Option<PathBuf>,
@@ -763,6 +1029,9 @@ struct ConfigInputs<'a> {
     proxy_api_port: u16,
     admin_token: &'a str,
     culler_token: &'a str,
+    /// Where the light spawner's servers answer when they must outlive the
+    /// hub; `None` runs them in the hub process.
+    light_server_url: Option<String>,
 }
 
 /// Python string/list literal (JSON's syntax is valid Python for these).
@@ -791,14 +1060,23 @@ class _Answer(http.server.BaseHTTPRequestHandler):
         pass
 
 
-_shared_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
-_shared_server.daemon_threads = True
-threading.Thread(target=_shared_server.serve_forever, daemon=True).start()
-_SHARED_URL = "http://127.0.0.1:%d" % _shared_server.server_address[1]
+if LIGHT_SERVER_URL:
+    # Served by the test process: the servers outlive the hub process.
+    _SHARED_URL = LIGHT_SERVER_URL
+else:
+    _shared_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    _shared_server.daemon_threads = True
+    threading.Thread(target=_shared_server.serve_forever, daemon=True).start()
+    _SHARED_URL = "http://127.0.0.1:%d" % _shared_server.server_address[1]
 
 
 class LightSpawner(Spawner):
-    """Every server is the shared thread above: free to start and stop."""
+    """Every server is the shared server above: free to start and stop.
+
+    "Running" is kept in the spawner's state (in the hub's database), as
+    real spawners keep a pid or container id, so that a restarted hub's
+    poll() finds a server it left running still running.
+    """
 
     _running = False
 
@@ -812,6 +1090,20 @@ class LightSpawner(Spawner):
     async def stop(self, now=False):
         if LIGHT_STOP_SECONDS > 0:
             await asyncio.sleep(LIGHT_STOP_SECONDS)
+        self._running = False
+
+    def get_state(self):
+        state = super().get_state()
+        if self._running:
+            state["light_running"] = True
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self._running = bool(state.get("light_running"))
+
+    def clear_state(self):
+        super().clear_state()
         self._running = False
 
 
@@ -882,6 +1174,9 @@ fn hub_config(inputs: &ConfigInputs) -> String {
             "c.JupyterHub.tornado_settings = {{\"slow_stop_timeout\": {secs:?}}}"
         ));
     }
+    if !o.cleanup_servers {
+        line("c.JupyterHub.cleanup_servers = False".into());
+    }
     if o.internal_ssl {
         line("c.JupyterHub.internal_ssl = True".into());
         line(format!(
@@ -893,6 +1188,13 @@ fn hub_config(inputs: &ConfigInputs) -> String {
     match o.spawner {
         SpawnerKind::Light => {
             line(format!("LIGHT_STOP_SECONDS = {:?}", o.light_stop_seconds));
+            line(format!(
+                "LIGHT_SERVER_URL = {}",
+                inputs
+                    .light_server_url
+                    .as_deref()
+                    .map_or_else(|| "None".to_string(), py)
+            ));
             line(LIGHT_SPAWNER.into());
         }
         SpawnerKind::JupyterServer => {
@@ -945,21 +1247,33 @@ fn hub_config(inputs: &ConfigInputs) -> String {
 /// picks them (port 0); a process-wide set keeps parallel tests in this
 /// binary from being handed the same port twice.
 fn free_ports() -> [u16; 3] {
+    let ports: Vec<u16> = claim_listeners(3)
+        .iter()
+        .map(|l| l.local_addr().expect("local address").port())
+        .collect();
+    [ports[0], ports[1], ports[2]]
+}
+
+/// `n` listeners on distinct loopback ports that no earlier call handed out
+/// (to a hub that may not have bound its port yet).
+fn claim_listeners(n: usize) -> Vec<TcpListener> {
     static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
     let mut guard = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     let handed_out = guard.get_or_insert_with(HashSet::new);
-    let mut listeners = Vec::new();
-    let mut ports = Vec::new();
-    while ports.len() < 3 {
+    let mut claimed = Vec::new();
+    // Ports already handed out are held too until all are chosen, so the
+    // OS offers another one next.
+    let mut skipped = Vec::new();
+    while claimed.len() < n {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let port = listener.local_addr().expect("local address").port();
         if handed_out.insert(port) {
-            ports.push(port);
+            claimed.push(listener);
+        } else {
+            skipped.push(listener);
         }
-        // Held until all three are chosen, so they differ from each other.
-        listeners.push(listener);
     }
-    [ports[0], ports[1], ports[2]]
+    claimed
 }
 
 /// A hard-to-guess token without a random-number crate: the standard
