@@ -432,4 +432,109 @@ mod tests {
         assert_eq!(list.rejected[1].name, None);
         assert_eq!(list.pagination.map(|p| p.total), Some(4));
     }
+
+    /// Fuzzing the list parser: arbitrary bytes and real responses with
+    /// random damage. It must never panic, and nothing it cannot read may
+    /// come out as a user to judge (and so, perhaps, to cull).
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        const USER_LISTS: [&str; 6] = [
+            "users-ready-culler-scopes-paginated",
+            "users-ready-culler-scopes-page2",
+            "users-ready-culler-scopes-plain-list",
+            "users-ready-minimal-scopes-paginated",
+            "users-ready-admin-scopes-paginated",
+            "users-inactive-culler-scopes-paginated",
+        ];
+
+        /// One kind of damage at a position given as a fraction of the body.
+        #[derive(Clone, Debug)]
+        enum Damage {
+            Flip(f64, u8),
+            Insert(f64, u8),
+            Delete(f64, usize),
+            Truncate(f64),
+        }
+
+        fn damage() -> impl Strategy<Value = Damage> {
+            prop_oneof![
+                (0.0..1.0, any::<u8>()).prop_map(|(at, b)| Damage::Flip(at, b)),
+                (0.0..1.0, any::<u8>()).prop_map(|(at, b)| Damage::Insert(at, b)),
+                (0.0..1.0, 1usize..40).prop_map(|(at, n)| Damage::Delete(at, n)),
+                (0.0..1.0).prop_map(Damage::Truncate),
+            ]
+        }
+
+        fn apply(body: &mut Vec<u8>, damage: &Damage) {
+            let at = |f: f64, len: usize| ((len as f64) * f) as usize;
+            match *damage {
+                Damage::Flip(f, b) => {
+                    let i = at(f, body.len()).min(body.len().saturating_sub(1));
+                    if let Some(byte) = body.get_mut(i) {
+                        *byte = b;
+                    }
+                }
+                Damage::Insert(f, b) => body.insert(at(f, body.len()), b),
+                Damage::Delete(f, n) => {
+                    let i = at(f, body.len());
+                    body.drain(i..(i + n).min(body.len()));
+                }
+                Damage::Truncate(f) => body.truncate(at(f, body.len())),
+            }
+        }
+
+        /// Every user the parser accepts must be, field for field, what a
+        /// strict reading of its own record in the damaged body gives: a
+        /// damaged record is never half-read into a user.
+        fn accepted_users_are_exactly_their_records(body: &[u8], list: &UserList) {
+            let text = String::from_utf8_lossy(body);
+            let items: Vec<serde_json::Value> =
+                match serde_json::from_str::<serde_json::Value>(&text) {
+                    Ok(serde_json::Value::Array(items)) => items,
+                    Ok(value) => value
+                        .get("items")
+                        .and_then(|i| i.as_array())
+                        .cloned()
+                        .unwrap_or_default(),
+                    Err(_) => Vec::new(),
+                };
+            for user in &list.users {
+                let strict: Vec<User> = items
+                    .iter()
+                    .filter_map(|item| User::deserialize(item).ok())
+                    .filter(|u| u.name == user.name)
+                    .collect();
+                assert!(
+                    strict.contains(user),
+                    "{user:?} is not a record of the body"
+                );
+                assert!(!user.name.contains(char::REPLACEMENT_CHARACTER), "{user:?}");
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_panic_the_parser(body in prop::collection::vec(any::<u8>(), 0..512)) {
+                if let Ok(list) = UserList::from_json(&body) {
+                    accepted_users_are_exactly_their_records(&body, &list);
+                }
+            }
+
+            #[test]
+            fn damaged_real_responses_give_only_their_intact_users(
+                which in 0..USER_LISTS.len(),
+                damages in prop::collection::vec(damage(), 1..4),
+            ) {
+                let mut body = fixture(USER_LISTS[which]);
+                for d in &damages {
+                    apply(&mut body, d);
+                }
+                if let Ok(list) = UserList::from_json(&body) {
+                    accepted_users_are_exactly_their_records(&body, &list);
+                }
+            }
+        }
+    }
 }

@@ -20,9 +20,9 @@ use super::pool::{CommandError, ExecutorPool, NotSent};
 use super::walk::{Filter, PageRequest, PageSeen, PageWalk};
 use super::Tally;
 use crate::hub::{HubError, HubVersion, UserList, UserQuery, UserState};
-use futures_util::future::LocalBoxFuture;
 use crate::logging::{debug, error, info, warning, Log};
 use actix::prelude::*;
+use futures_util::future::LocalBoxFuture;
 use std::collections::BTreeSet;
 
 /// Run one whole pass; answered with what it did.

@@ -218,9 +218,7 @@ impl Culler {
         let stdout = read_in_thread(child.stdout.take().map(|p| Box::new(p) as Box<_>));
         // Dropping the read end of stderr closes it under the culler.
         let stderr_pipe = child.stderr.take().filter(|_| !self.close_stderr);
-        let stderr = LogLines::new(lines_in_thread(
-            stderr_pipe.map(|p| Box::new(p) as Box<_>),
-        ));
+        let stderr = LogLines::new(lines_in_thread(stderr_pipe.map(|p| Box::new(p) as Box<_>)));
         RunningCuller {
             args: self.args,
             child,
