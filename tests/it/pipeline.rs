@@ -6,13 +6,12 @@
 //! variable) and asserts exactly what its name says. Nothing sleeps.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
 use crate::support::culler::{Culler, CullerOutput};
 use crate::support::fake_hub::{
-    ago, FakeHub, FakeServer, FakeUser, Fault, HubConfig, RequestKind, Target,
+    ago, FakeHub, FakeServer, FakeUser, Fault, FaultAction, HubConfig, Outcome, RequestKind, Target,
 };
 
 const TOKEN: &str = "culler-test-token";
@@ -819,30 +818,23 @@ fn request_timeout_env_bounds_a_hung_hub() {
 fn request_timeout_covers_a_hub_that_stalls_after_its_headers() {
     // Headers, then a body that never finishes: the timeout must cover the
     // whole answer, or one stalled request would hold the pass for ever.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hub/api", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { break };
-            let mut request = Vec::new();
-            let mut byte = [0u8; 1];
-            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
-                request.push(byte[0]);
-            }
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"vers",
-            );
-            held.push(stream);
-        }
-    });
-    let out = Culler::against(&url, TOKEN)
-        .args(["--once", TIMEOUT_1H])
+    let hub = start(
+        HubConfig::new()
+            .fault(Fault::new("*", "*", FaultAction::stall()))
+            .user(idle_user("idle")),
+    );
+    let out = once(&hub)
+        .arg(TIMEOUT_1H)
         .env("JUPYTERHUB_REQUEST_TIMEOUT", "1")
         .deadline(secs(20))
         .run();
     out.assert_failure();
     assert!(out.stderr.contains("no answer within 1 s"), "{out}");
+    assert!(
+        hub.requests().iter().any(|r| r.outcome == Outcome::Stalled),
+        "no request was stalled: {:?}",
+        hub.requests()
+    );
 }
 
 #[test]
