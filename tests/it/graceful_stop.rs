@@ -4,7 +4,7 @@
 //! exit code says whether the job was done.
 
 use crate::support::culler::{Culler, RunningCuller};
-use crate::support::fake_hub::{FakeHub, HubConfig};
+use crate::support::fake_hub::{FakeHub, HubConfig, Outcome};
 use crate::support::scenario::*;
 
 /// A daemon (or `--once`) culler with one request per executor held on the
@@ -24,7 +24,13 @@ fn culler_with_deletes_on_the_wire(
         culler = culler.arg("--once");
     }
     let running = culler.spawn();
-    let sent = hub.wait_until(secs(20), |s| s.deletes_in_flight == on_the_wire);
+    let sent = hub.wait_until(secs(20), |s| {
+        s.requests()
+            .iter()
+            .filter(|r| r.method == "DELETE" && r.outcome == Outcome::InProgress)
+            .count()
+            == on_the_wire
+    });
     assert!(sent, "the DELETEs never went out:\n{}", running.kill());
     running
 }
@@ -53,7 +59,7 @@ fn sigterm_mid_pass_lets_requests_on_the_wire_finish_and_sends_nothing_new() {
         deletes_text(&hub)
     );
     assert_eq!(
-        lines_with(&out, &["Culling server"]).len(),
+        lines_with(&out, &["Culling server "]).len(),
         2,
         "'Culling server' only for requests sent:\n{out}"
     );

@@ -1,8 +1,10 @@
 //! All integration tests in one binary (one link, shared helpers).
 //!
 //! `support` holds the reusable pieces: the in-process fake hub, the real
-//! JupyterHub launcher and the helper that runs the culler binary.
+//! JupyterHub launcher and the helper that runs the culler binary;
+//! `fake_hub_faults` tests the fake hub itself.
 
+mod fake_hub_faults;
 mod graceful_stop;
 mod hub_answers;
 mod logs;

@@ -6,105 +6,13 @@
 //! variable) and asserts exactly what its name says. Nothing sleeps.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::time::Duration;
 
-use crate::support::culler::{Culler, CullerOutput};
+use crate::support::culler::Culler;
 use crate::support::fake_hub::{
-    ago, FakeHub, FakeServer, FakeUser, Fault, HubConfig, RequestKind, Target,
+    ago, FakeServer, FakeUser, Fault, FaultAction, HubConfig, Outcome, RequestKind, Target,
 };
-
-const TOKEN: &str = "culler-test-token";
-const TIMEOUT_1H: &str = "--timeout=3600";
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-fn hours(n: u64) -> Duration {
-    Duration::from_secs(n * 3600)
-}
-
-fn millis(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// A hub that requires [`TOKEN`].
-fn start(config: HubConfig) -> FakeHub {
-    FakeHub::start(config.token(TOKEN))
-}
-
-/// One `--once` pass against `hub` with the right token.
-fn once(hub: &FakeHub) -> Culler {
-    Culler::against(hub.url(), TOKEN).arg("--once")
-}
-
-/// A default server idle for 2 h.
-fn idle_server() -> FakeServer {
-    FakeServer::default_server().idle_for(hours(2))
-}
-
-/// A default server used a minute ago.
-fn busy_server() -> FakeServer {
-    FakeServer::default_server().idle_for(secs(60))
-}
-
-/// A user idle for 2 h with an idle default server.
-fn idle_user(name: &str) -> FakeUser {
-    FakeUser::new(name).idle_for(hours(2)).server(idle_server())
-}
-
-/// A user active a minute ago with a busy default server.
-fn busy_user(name: &str) -> FakeUser {
-    FakeUser::new(name).idle_for(secs(60)).server(busy_server())
-}
-
-/// A user with no server, last active 2 h ago.
-fn gone_user(name: &str) -> FakeUser {
-    FakeUser::new(name).idle_for(hours(2))
-}
-
-fn names<I, S>(items: I) -> BTreeSet<String>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<str>,
-{
-    items.into_iter().map(|s| s.as_ref().to_owned()).collect()
-}
-
-fn pairs(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
-    items
-        .iter()
-        .map(|(u, s)| (u.to_string(), s.to_string()))
-        .collect()
-}
-
-fn stopped(hub: &FakeHub) -> BTreeSet<(String, String)> {
-    hub.stopped_servers().into_iter().collect()
-}
-
-fn deleted(hub: &FakeHub) -> BTreeSet<String> {
-    hub.deleted_users().into_iter().collect()
-}
-
-fn deletes_text(hub: &FakeHub) -> String {
-    hub.deletes()
-        .iter()
-        .map(|d| format!("  {} {} {:?} -> {}", d.method, d.raw_path, d.body, d.status))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// The lines logged at error level or above (slog-term's `ERRO`/`CRIT`) or
-/// written as `error:` by the command-line front end.
-fn error_lines(out: &CullerOutput) -> Vec<String> {
-    out.stderr_lines()
-        .into_iter()
-        .filter(|l| l.contains(" ERRO ") || l.contains(" CRIT ") || l.contains("error:"))
-        .map(str::to_owned)
-        .collect()
-}
+use crate::support::scenario::*;
 
 // ---------------------------------------------------------------- concurrency
 
@@ -807,11 +715,13 @@ fn a_500_on_one_server_stop_does_not_prevent_the_others() {
 fn request_timeout_env_bounds_a_hung_hub() {
     let hub = start(HubConfig::new().latency(secs(30)).user(idle_user("idle")));
     let out = once(&hub)
-        .arg(TIMEOUT_1H)
+        .args([TIMEOUT_1H, FAST_RETRIES, "--retries=1"])
         .env("JUPYTERHUB_REQUEST_TIMEOUT", "1")
         .deadline(secs(20))
         .run();
     out.assert_failure();
+    assert!(out.elapsed < secs(10), "{out}");
+    assert_eq!(hub.count(RequestKind::ListUsers), 2, "one try and one retry");
     assert!(hub.deletes().is_empty(), "{}", deletes_text(&hub));
 }
 
@@ -819,30 +729,24 @@ fn request_timeout_env_bounds_a_hung_hub() {
 fn request_timeout_covers_a_hub_that_stalls_after_its_headers() {
     // Headers, then a body that never finishes: the timeout must cover the
     // whole answer, or one stalled request would hold the pass for ever.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hub/api", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { break };
-            let mut request = Vec::new();
-            let mut byte = [0u8; 1];
-            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
-                request.push(byte[0]);
-            }
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"vers",
-            );
-            held.push(stream);
-        }
-    });
-    let out = Culler::against(&url, TOKEN)
-        .args(["--once", TIMEOUT_1H])
+    let hub = start(
+        HubConfig::new()
+            .fault(Fault::new("*", "*", FaultAction::stall()))
+            .user(idle_user("idle")),
+    );
+    let out = once(&hub)
+        .args([TIMEOUT_1H, FAST_RETRIES, "--retries=1"])
         .env("JUPYTERHUB_REQUEST_TIMEOUT", "1")
         .deadline(secs(20))
         .run();
     out.assert_failure();
     assert!(out.stderr.contains("no answer within 1 s"), "{out}");
+    let stalled = hub
+        .requests()
+        .iter()
+        .filter(|r| r.outcome == Outcome::Stalled)
+        .count();
+    assert_eq!(stalled, 2, "one try and one retry: {:?}", hub.requests());
 }
 
 #[test]
@@ -1008,40 +912,4 @@ fn without_once_it_keeps_culling_on_every_pass_until_killed() {
     assert!(!culler.has_exited(), "exited without --once");
     let out = culler.kill();
     assert!(!out.stderr.contains("panicked"), "{out}");
-}
-
-// -------------------------------------------------------------------- signals
-
-/// Starts a culler that keeps running, and waits for its first pass to list
-/// users, so the signal arrives while it is up.
-fn running_culler(hub: &FakeHub, culler: Culler) -> crate::support::culler::RunningCuller {
-    let running = culler.args([TIMEOUT_1H, "--cull-every=600"]).spawn();
-    let listed = hub.wait_until(secs(20), |s| {
-        s.stopped_servers()
-            .contains(&("first".into(), String::new()))
-    });
-    assert!(listed, "the first pass did not cull:\n{}", running.kill());
-    running
-}
-
-#[test]
-fn sigterm_stops_a_running_culler_with_exit_0() {
-    let hub = start(HubConfig::new().user(idle_user("first")));
-    let culler = running_culler(&hub, Culler::against(hub.url(), TOKEN));
-    culler.signal("TERM");
-    let out = culler.wait(secs(10));
-    out.assert_success();
-    assert!(out.stderr.contains("Received SIGTERM"), "{out}");
-}
-
-#[test]
-fn sigint_stops_it_even_when_started_with_sigint_ignored() {
-    // JupyterHub stops services with SIGINT; a hub started from a script
-    // passes SIGINT down ignored.
-    let hub = start(HubConfig::new().user(idle_user("first")));
-    let culler = running_culler(&hub, Culler::against(hub.url(), TOKEN).ignoring_sigint());
-    culler.signal("INT");
-    let out = culler.wait(secs(10));
-    out.assert_success();
-    assert!(out.stderr.contains("Received SIGINT"), "{out}");
 }
