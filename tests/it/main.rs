@@ -5,6 +5,7 @@
 //! `fake_hub_faults` tests the fake hub itself.
 
 mod fake_hub_faults;
+mod faults;
 mod graceful_stop;
 mod hub_answers;
 mod logs;

@@ -721,7 +721,11 @@ fn request_timeout_env_bounds_a_hung_hub() {
         .run();
     out.assert_failure();
     assert!(out.elapsed < secs(10), "{out}");
-    assert_eq!(hub.count(RequestKind::ListUsers), 2, "one try and one retry");
+    assert_eq!(
+        hub.count(RequestKind::ListUsers),
+        2,
+        "one try and one retry"
+    );
     assert!(hub.deletes().is_empty(), "{}", deletes_text(&hub));
 }
 
