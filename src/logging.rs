@@ -55,6 +55,8 @@ impl FromStr for LogLevel {
 #[derive(Clone)]
 pub struct Log {
     logger: slog::Logger,
+    /// Lines below this are not even formatted.
+    level: LogLevel,
     /// Strings never to print (the API token), replaced by `<redacted>`.
     secrets: Arc<[String]>,
     /// Lines that could not be written.
@@ -81,9 +83,9 @@ impl Log {
             inner: format,
             dropped: Arc::clone(&dropped),
         };
-        let drain = slog::LevelFilter::new(drain, to_slog(level)).ignore_res();
         Log {
             logger: slog::Logger::root(drain, o!()),
+            level,
             secrets: secrets.into_iter().filter(|s| !s.is_empty()).collect(),
             dropped,
         }
@@ -93,6 +95,7 @@ impl Log {
     pub fn discard() -> Self {
         Log {
             logger: slog::Logger::root(slog::Discard, o!()),
+            level: LogLevel::Error,
             secrets: Arc::from(Vec::new()),
             dropped: Arc::new(AtomicU64::new(0)),
         }
@@ -100,6 +103,11 @@ impl Log {
 
     /// Writes one line; use the `debug!`, `info!`, `warning!` and `error!` macros.
     pub fn write(&self, level: LogLevel, message: fmt::Arguments<'_>) {
+        if level < self.level {
+            // Skipped before formatting: a hub's worth of "not culling"
+            // lines costs nothing at the default level.
+            return;
+        }
         let mut text = message.to_string();
         for secret in self.secrets.iter() {
             if text.contains(secret.as_str()) {
@@ -163,15 +171,6 @@ impl<D: Drain> Drain for DropFailures<D> {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
-    }
-}
-
-fn to_slog(level: LogLevel) -> slog::Level {
-    match level {
-        LogLevel::Debug => slog::Level::Debug,
-        LogLevel::Info => slog::Level::Info,
-        LogLevel::Warn => slog::Level::Warning,
-        LogLevel::Error => slog::Level::Error,
     }
 }
 
