@@ -7,6 +7,9 @@ use crate::support::culler::{Culler, RunningCuller};
 use crate::support::fake_hub::{FakeHub, HubConfig, Outcome};
 use crate::support::scenario::*;
 
+/// A stop that takes longer than any test waits.
+const STUCK: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// A daemon (or `--once`) culler with one request per executor held on the
 /// wire for `latency`, returned once `on_the_wire` DELETEs are in flight.
 fn culler_with_deletes_on_the_wire(
@@ -87,7 +90,7 @@ fn an_interrupted_once_exits_non_zero() {
 fn a_request_stuck_past_the_drain_limit_is_named_and_left() {
     let hub = start(
         HubConfig::new()
-            .delete_latency(secs(120))
+            .delete_latency(STUCK)
             .user(idle_user("stuck")),
     );
     let culler = culler_with_deletes_on_the_wire(&hub, false, 1, 1);
@@ -110,7 +113,7 @@ fn a_request_stuck_past_the_drain_limit_is_named_and_left() {
 fn a_second_signal_stops_at_once() {
     let hub = start(
         HubConfig::new()
-            .delete_latency(secs(120))
+            .delete_latency(STUCK)
             .user(idle_user("stuck")),
     );
     let culler = culler_with_deletes_on_the_wire(&hub, false, 1, 1);

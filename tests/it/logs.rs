@@ -112,3 +112,13 @@ fn the_release_binary_has_no_fault_injection() {
     out.assert_success();
     assert_eq!(stopped(&hub).len(), 2, "{out}");
 }
+
+#[test]
+fn a_password_in_the_url_is_refused_and_never_printed() {
+    let out = Culler::against("http://admin:pa55word@127.0.0.1:8081/hub/api", TOKEN)
+        .arg("--once")
+        .run();
+    assert_eq!(out.status.code(), Some(2), "{out}");
+    assert!(!out.stderr.contains("pa55word"), "{out}");
+    assert!(out.stderr.contains("***@127.0.0.1:8081"), "{out}");
+}
