@@ -36,6 +36,9 @@ impl HubVersion {
             release[parts] = rest[..digits].parse().ok()?;
             parts += 1;
             rest = &rest[digits..];
+            if parts == release.len() {
+                break;
+            }
             match rest.strip_prefix('.') {
                 Some(after) if after.starts_with(|c: char| c.is_ascii_digit()) => rest = after,
                 _ => break,
@@ -116,6 +119,21 @@ mod tests {
         assert!(!v("1.3.0b1").has_state_filter());
         assert!(!v("1.2.2").has_state_filter());
         assert!(!v("0.9.6").has_state_filter());
+    }
+
+    #[test]
+    fn release_components_past_the_third_are_read_past_not_into() {
+        // Four components (PEP 440 allows any number): no index past the
+        // three kept, and a pre-release tag after them still counts.
+        assert_eq!(v("1.3.0.1").release, [1, 3, 0]);
+        assert!(!v("1.3.0.1").prerelease);
+        assert!(v("1.3.0.1rc1").prerelease);
+        assert!(v("6.1.1.2").has_state_filter());
+    }
+
+    #[test]
+    fn shown_as_the_hub_wrote_it() {
+        assert_eq!(v(" v6.1.1 ").to_string(), "v6.1.1");
     }
 
     #[test]

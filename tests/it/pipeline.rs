@@ -249,6 +249,21 @@ fn pre_2_0_hub_answering_plain_lists_is_culled() {
 }
 
 #[test]
+fn a_pre_2_0_hub_sends_thousands_of_users_in_one_body_and_all_are_judged() {
+    // Several MiB in one answer: the body limit is for absurd answers only.
+    let hub = start(
+        HubConfig::new()
+            .version("1.5.0")
+            .users((0..5000).map(|i| busy_user(&format!("busy-with-a-long-name-{i}"))))
+            .user(idle_user("last")),
+    );
+    let out = once(&hub).arg(TIMEOUT_1H).run();
+    out.assert_success();
+    assert_eq!(stopped(&hub), pairs(&[("last", "")]), "{out}");
+    assert!(out.stderr.contains("5001 users seen"), "{out}");
+}
+
+#[test]
 fn pre_1_3_hub_without_state_filter_culler_filters_itself() {
     // JupyterHub 1.2 ignores `state`: every list holds every user, so the
     // culler must not delete busy users listed as "inactive", nor stop
