@@ -130,7 +130,7 @@ impl fmt::Display for HubError {
             ),
             HubError::Unreachable { request, detail } => write!(
                 f,
-                "{request}: cannot reach the hub ({detail}); check --url / JUPYTERHUB_API_URL and that the hub is running"
+                "{request}: no connection to the hub, or it broke ({detail}); if this lasts, check --url / JUPYTERHUB_API_URL and that the hub is running"
             ),
             HubError::Timeout { request, seconds } => write!(
                 f,

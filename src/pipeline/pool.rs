@@ -195,13 +195,29 @@ impl ExecutorPool {
     /// One attempt through the least busy executor that is up.
     async fn attempt<C: Call>(&self, attempt: Attempt<C>) -> Result<C::Output, AttemptError> {
         let member = &self.0.members[pick(self.0.members.iter().map(|m| &*m.health))];
-        let load = &member.health.load;
-        load.set(load.get() + 1);
+        let _counted = Load::count(&member.health);
         let answer = member.addr.send(attempt).await;
-        load.set(load.get() - 1);
         // A closed mailbox cannot happen under the Supervisor (it keeps the
         // mailbox across restarts); if it did, the work was lost with it.
         answer.unwrap_or(Err(AttemptError::Crashed))
+    }
+}
+
+/// One request counted in an executor's load for as long as it lives, so
+/// that a caller that goes away (its page abandoned) does not leave the
+/// count raised for ever.
+struct Load<'a>(&'a Health);
+
+impl<'a> Load<'a> {
+    fn count(health: &'a Health) -> Self {
+        health.load.set(health.load.get() + 1);
+        Load(health)
+    }
+}
+
+impl Drop for Load<'_> {
+    fn drop(&mut self) {
+        self.0.load.set(self.0.load.get() - 1);
     }
 }
 
@@ -237,6 +253,15 @@ mod tests {
         assert_eq!(pick(members.iter()), 2);
         let members = [health(1, true), health(1, true)];
         assert_eq!(pick(members.iter()), 0, "ties go to the first");
+    }
+
+    #[test]
+    fn a_request_counts_in_the_load_until_it_is_answered_or_abandoned() {
+        let member = health(0, true);
+        let counted = Load::count(&member);
+        assert_eq!(member.load.get(), 1);
+        drop(counted);
+        assert_eq!(member.load.get(), 0);
     }
 
     #[test]
