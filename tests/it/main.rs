@@ -10,6 +10,7 @@ mod graceful_stop;
 mod hub_answers;
 mod logs;
 mod pipeline;
+mod properties;
 mod real_hub;
 mod supervision;
 mod support;
