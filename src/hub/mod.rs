@@ -345,21 +345,7 @@ impl HubClient {
     }
 
     fn send_error(&self, method: Method, url: &str, err: awc::error::SendRequestError) -> HubError {
-        use awc::error::{ConnectError, SendRequestError};
-        match err {
-            SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout) => {
-                self.timeout_error(method, url)
-            }
-            // rustls reports a refused certificate as an I/O error naming it.
-            other if other.to_string().contains("certificate") => HubError::Untrusted {
-                request: method.label(url),
-                detail: other.to_string(),
-            },
-            other => HubError::Unreachable {
-                request: method.label(url),
-                detail: other.to_string(),
-            },
-        }
+        send_error(method.label(url), self.timeout, err)
     }
 
     /// Builds the error for a non-success status, using the hub's JSON
@@ -373,6 +359,29 @@ impl HubClient {
             answer.location.as_deref(),
             answer.retry_after,
         )
+    }
+}
+
+/// What a request that got no answer failed of: a timeout, a refused
+/// certificate (which no retry mends), or the connection.
+fn send_error(request: String, timeout: Duration, err: awc::error::SendRequestError) -> HubError {
+    use awc::error::{ConnectError, SendRequestError};
+    match err {
+        SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout) => {
+            HubError::Timeout {
+                request,
+                seconds: timeout.as_secs(),
+            }
+        }
+        // rustls reports a refused certificate as an I/O error naming it.
+        other if other.to_string().contains("certificate") => HubError::Untrusted {
+            request,
+            detail: other.to_string(),
+        },
+        other => HubError::Unreachable {
+            request,
+            detail: other.to_string(),
+        },
     }
 }
 
@@ -544,6 +553,44 @@ mod tests {
         let text = moved.to_string();
         assert!(text.contains("redirected to /hub/users"), "{text}");
         assert!(text.contains("/hub/api"), "{text}");
+    }
+
+    #[test]
+    fn failures_without_an_answer_are_told_apart() {
+        use awc::error::{ConnectError, SendRequestError};
+        use std::io::{Error, ErrorKind};
+        let second = Duration::from_secs(3);
+        let io = |text: &str| {
+            SendRequestError::Connect(ConnectError::Io(Error::new(ErrorKind::InvalidData, text)))
+        };
+        assert_eq!(
+            send_error("GET u".into(), second, SendRequestError::Timeout),
+            HubError::Timeout {
+                request: "GET u".into(),
+                seconds: 3
+            }
+        );
+        assert!(matches!(
+            send_error(
+                "GET u".into(),
+                second,
+                SendRequestError::Connect(ConnectError::Timeout)
+            ),
+            HubError::Timeout { .. }
+        ));
+        let untrusted = send_error(
+            "GET u".into(),
+            second,
+            io("invalid peer certificate: UnknownIssuer"),
+        );
+        assert!(
+            matches!(untrusted, HubError::Untrusted { .. }),
+            "{untrusted}"
+        );
+        assert!(!untrusted.is_transient());
+        let refused = send_error("GET u".into(), second, io("Connection refused"));
+        assert!(matches!(refused, HubError::Unreachable { .. }), "{refused}");
+        assert!(refused.is_transient());
     }
 
     #[test]

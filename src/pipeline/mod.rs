@@ -152,6 +152,32 @@ mod tests {
     }
 
     #[test]
+    fn adding_tallies_sums_every_count() {
+        let part = |n: u64| Tally {
+            users_seen: n,
+            servers_culled: n + 1,
+            servers_still_stopping: n + 2,
+            users_culled: n + 3,
+            users_busy: n + 4,
+            errors: n + 5,
+            not_sent: n + 6,
+            refusals: BTreeMap::new(),
+        };
+        let mut sum = part(10);
+        sum += part(100);
+        assert_eq!(sum, {
+            let mut expected = part(110);
+            expected.servers_culled += 1;
+            expected.servers_still_stopping += 2;
+            expected.users_culled += 3;
+            expected.users_busy += 4;
+            expected.errors += 5;
+            expected.not_sent += 6;
+            expected
+        });
+    }
+
+    #[test]
     fn the_summary_names_every_count_it_has() {
         let mut tally = Tally {
             users_seen: 9,
