@@ -631,6 +631,16 @@ mod tests {
     }
 
     #[test]
+    fn reasons_read_as_upstream_logs_them() {
+        assert_eq!(CullReason::Idle.to_string(), "idle");
+        assert_eq!(CullReason::MaxAge.to_string(), "max-age");
+        assert_eq!(
+            SkipReason::Pending("spawn".into()).to_string(),
+            "pending spawn"
+        );
+    }
+
+    #[test]
     fn elapsed_formats_as_hours_minutes_seconds() {
         assert_eq!(Elapsed(0).to_string(), "00:00:00");
         assert_eq!(Elapsed(3661).to_string(), "01:01:01");

@@ -28,7 +28,7 @@ impl HubVersion {
         let mut release = [0u64; 3];
         let mut rest = body;
         let mut parts = 0;
-        while parts < 3 {
+        loop {
             let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
             if digits == 0 {
                 break;
@@ -39,9 +39,11 @@ impl HubVersion {
             if parts == release.len() {
                 break;
             }
+            // A dot that no digit follows ends the release numbers at the
+            // next turn (digits == 0), and the suffix check ignores dots.
             match rest.strip_prefix('.') {
-                Some(after) if after.starts_with(|c: char| c.is_ascii_digit()) => rest = after,
-                _ => break,
+                Some(after) => rest = after,
+                None => break,
             }
         }
         if parts == 0 {

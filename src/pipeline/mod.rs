@@ -203,6 +203,9 @@ mod tests {
         ] {
             assert!(text.contains(part), "{part:?} missing from {text}");
         }
-        assert!(!Tally::default().to_string().contains("not sent"));
+        let quiet = Tally::default().to_string();
+        for absent in ["not sent", "not deletable", "refused"] {
+            assert!(!quiet.contains(absent), "{absent:?} in {quiet}");
+        }
     }
 }

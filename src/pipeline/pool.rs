@@ -107,7 +107,7 @@ impl ExecutorPool {
                 .map(|(addr, health)| Member { addr, health })
                 .collect(),
             retry,
-            jitter: RefCell::new(Jitter::from_entropy()),
+            jitter: RefCell::new(Jitter::new()),
             shutdown,
             outage: RefCell::new(None),
             log,

@@ -339,6 +339,16 @@ fn cull_users_deletes_idle_users_and_spares_recent_ones() {
         vec!["fresh", "busy", "never-active-new"],
         "{out}"
     );
+    assert!(
+        out.stderr.contains(
+            "6 users seen, 1 servers culled, 0 servers still stopping, 3 users culled, 0 errors"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains("Culling user gone (reason: idle"),
+        "{out}"
+    );
 }
 
 #[test]
