@@ -20,9 +20,14 @@ fn a_stop_failing_with_500_is_retried_then_reported_and_the_others_go_on() {
         "spawner exploded",
     )));
     let out = once(&hub)
-        .args([TIMEOUT_1H, FAST_RETRIES, "--retries=2"])
+        .args([TIMEOUT_1H, FAST_RETRIES, "--retries=2", "--cull-users"])
         .run();
     assert_eq!(out.status.code(), Some(1), "{out}");
+    assert_eq!(
+        deleted(&hub),
+        names(["idle-0", "idle-2"]),
+        "a user whose server did not stop is kept"
+    );
     assert_eq!(
         deletes_of(&hub, "/users/idle-1/server"),
         3,

@@ -223,6 +223,11 @@ fn slow_stop_202_user_is_not_deleted_in_that_pass_but_others_are() {
     );
     assert!(hub.has_user("slow"));
     assert_eq!(deleted(&hub), names(["quick1", "quick2"]), "{out}");
+    assert!(
+        out.stderr
+            .contains("2 servers culled, 1 servers still stopping, 2 users culled"),
+        "{out}"
+    );
 }
 
 // --------------------------------------------------------------- old hubs
