@@ -17,7 +17,6 @@ use crate::hub::{
 use crate::logging::{info, Log};
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
-use std::cell::Cell;
 use std::rc::Rc;
 
 /// One kind of request to the hub: what it is called in logs and how the
@@ -130,42 +129,20 @@ pub enum AttemptError {
     Crashed,
 }
 
-/// Whether an executor can take work; shared with the pool, which routes
-/// around an executor that is down until its restart is back.
-#[derive(Debug)]
-pub struct Health {
-    /// Requests handed to it and not yet answered (queued or on the wire).
-    pub load: Cell<usize>,
-    /// Started and not crashed since.
-    pub up: Cell<bool>,
-}
-
-impl Default for Health {
-    fn default() -> Self {
-        Health {
-            load: Cell::new(0),
-            up: Cell::new(true),
-        }
-    }
-}
-
 /// Sends requests to the hub, one at a time.
 pub struct Executor {
     number: usize,
     client: HubClient,
-    health: Rc<Health>,
     shutdown: Rc<Shutdown>,
     budget: Rc<RestartBudget>,
     log: Log,
 }
 
 impl Executor {
-    /// Executor number `number` (for logs), sharing `client`'s connections,
-    /// reporting its state through `health`.
+    /// Executor number `number` (for logs), sharing `client`'s connections.
     pub fn new(
         number: usize,
         client: HubClient,
-        health: Rc<Health>,
         shutdown: Rc<Shutdown>,
         budget: Rc<RestartBudget>,
         log: Log,
@@ -173,7 +150,6 @@ impl Executor {
         Executor {
             number,
             client,
-            health,
             shutdown,
             budget,
             log,
@@ -183,10 +159,6 @@ impl Executor {
 
 impl Actor for Executor {
     type Context = Context<Self>;
-
-    fn started(&mut self, _ctx: &mut Context<Self>) {
-        self.health.up.set(true);
-    }
 }
 
 impl Supervised for Executor {
@@ -205,8 +177,33 @@ impl Restartable for Executor {
     fn budget(&self) -> &RestartBudget {
         &self.budget
     }
-    fn crashed(&mut self) {
-        self.health.up.set(false);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_describe_themselves_for_the_log() {
+        assert_eq!(GetVersion.describe(), "GET /");
+        let page = UserQuery {
+            offset: Some(50),
+            ..UserQuery::default()
+        };
+        assert_eq!(ListUsers(page).describe(), "GET /users (offset 50)");
+        assert_eq!(
+            ListUsers(UserQuery::default()).describe(),
+            "GET /users (offset 0)"
+        );
+        let stop = |server: &str| StopServer {
+            user: "ann".into(),
+            server: server.into(),
+            remove: false,
+        };
+        assert_eq!(stop("").describe(), "DELETE /users/ann/server");
+        assert_eq!(stop("gpu").describe(), "DELETE /users/ann/servers/gpu");
+        let user = DeleteUser { user: "ann".into() };
+        assert_eq!(user.describe(), "DELETE /users/ann");
     }
 }
 

@@ -32,9 +32,6 @@ pub trait Restartable: Actor<Context = Context<Self>> + Supervised {
     fn log(&self) -> &Log;
     /// The budget its restarts count against.
     fn budget(&self) -> &RestartBudget;
-    /// Called after a caught panic, before the actor stops: tell whoever
-    /// routes work to it that it is down.
-    fn crashed(&mut self) {}
     /// Resets its state for the restart (called from `Supervised::restarting`).
     fn restarted(&mut self) {}
 }
@@ -73,7 +70,6 @@ where
                 actor.name(),
                 panic_text(payload.as_ref())
             );
-            actor.crashed();
             ctx.stop();
             if_crashed()
         })

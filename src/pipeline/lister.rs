@@ -222,7 +222,7 @@ impl Walk {
         let pool = self.pool.clone();
         let query = UserQuery {
             state,
-            offset: (page.offset > 0 || page.limit.is_some()).then_some(page.offset),
+            offset: Some(page.offset),
             limit: page.limit,
         };
         let task = actix_rt::spawn(async move { pool.call(ListUsers(query), None).await });
@@ -248,21 +248,21 @@ impl Walk {
         if list.users.is_empty() {
             return tally;
         }
-        let users = list.users.len() as u64;
-        match self
+        let users = list.users.len();
+        // The Supervisor keeps the evaluator's mailbox open across restarts
+        // (a crash answers with a failed tally), so this cannot fail but in
+        // a bug; if it does, the page is an error, not a silence.
+        tally += self
             .evaluator
             .send(EvaluatePage { users: list.users })
             .await
-        {
-            Ok(page) => tally += page,
-            Err(err) => {
+            .unwrap_or_else(|err| {
                 error!(
                     self.log,
                     "The evaluator did not answer ({err}); this page of {users} users is judged again next pass"
                 );
-                tally.errors += 1;
-            }
-        }
+                Tally::failure()
+            });
         tally
     }
 

@@ -1,11 +1,17 @@
 //! The executor pool: the one owner of `--concurrency`, and of retries.
 //!
 //! Every request to the hub goes through [`ExecutorPool::call`], which hands
-//! it to the least busy executor that is up. The pool holds exactly
+//! it to the least busy executor. The pool holds exactly
 //! `--concurrency` executors, each sending one request at a time, so no more
 //! than that many requests are ever outstanding: lists and deletes alike,
 //! whichever actor asked. Nothing else limits requests (the HTTP client's
 //! own connection limit is off), so a broken bound shows in the tests.
+//!
+//! An executor that fails is restarted by its Supervisor before any other
+//! message is handled (in the same poll), keeping its address and its queue:
+//! there is no moment when routing to it would lose work, so the pool needs
+//! no record of which executors are up. The request it was carrying is
+//! answered [`CommandError::Crashed`].
 //!
 //! A request that fails in a way that may pass on a second try is sent
 //! again within the pass, after a jittered backoff ([`RetryPolicy`]), each
@@ -14,14 +20,14 @@
 //! rest of the pass is not sent (one error, not one per user); the next
 //! pass tries again.
 
-use super::executor::{Attempt, AttemptError, Call, Executor, Health};
+use super::executor::{Attempt, AttemptError, Call, Executor};
 use super::shutdown::Shutdown;
 use crate::hub::retry::{GiveUp, Jitter, RetryDecision, RetryPolicy};
 use crate::hub::HubError;
 use crate::logging::{info, warning, Log};
 use actix::prelude::*;
 use futures_util::future::{select, Either};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::Rc;
 use std::time::Instant;
@@ -72,10 +78,11 @@ impl fmt::Display for CommandError {
     }
 }
 
-/// One executor and what the pool knows of it.
+/// One executor and its load: requests handed to it and not yet answered
+/// (queued or on the wire).
 struct Member {
     addr: Addr<Executor>,
-    health: Rc<Health>,
+    load: Cell<usize>,
 }
 
 struct Inner {
@@ -94,9 +101,9 @@ struct Inner {
 pub struct ExecutorPool(Rc<Inner>);
 
 impl ExecutorPool {
-    /// A pool of the given executors with their health records.
+    /// A pool of the given executors.
     pub fn new(
-        executors: Vec<(Addr<Executor>, Rc<Health>)>,
+        executors: Vec<Addr<Executor>>,
         retry: RetryPolicy,
         shutdown: Rc<Shutdown>,
         log: Log,
@@ -104,7 +111,10 @@ impl ExecutorPool {
         ExecutorPool(Rc::new(Inner {
             members: executors
                 .into_iter()
-                .map(|(addr, health)| Member { addr, health })
+                .map(|addr| Member {
+                    addr,
+                    load: Cell::new(0),
+                })
                 .collect(),
             retry,
             jitter: RefCell::new(Jitter::new()),
@@ -112,16 +122,6 @@ impl ExecutorPool {
             outage: RefCell::new(None),
             log,
         }))
-    }
-
-    /// How many executors there are: the most requests in flight at once.
-    pub fn len(&self) -> usize {
-        self.0.members.len()
-    }
-
-    /// Whether the pool is empty (never, once started).
-    pub fn is_empty(&self) -> bool {
-        self.0.members.is_empty()
     }
 
     /// A new pass begins: a hub that was unreachable is tried again.
@@ -192,10 +192,10 @@ impl ExecutorPool {
         }
     }
 
-    /// One attempt through the least busy executor that is up.
+    /// One attempt through the least busy executor.
     async fn attempt<C: Call>(&self, attempt: Attempt<C>) -> Result<C::Output, AttemptError> {
-        let member = &self.0.members[pick(self.0.members.iter().map(|m| &*m.health))];
-        let _counted = Load::count(&member.health);
+        let member = &self.0.members[least_loaded(self.0.members.iter().map(|m| &m.load))];
+        let _counted = Load::count(&member.load);
         let answer = member.addr.send(attempt).await;
         // A closed mailbox cannot happen under the Supervisor (it keeps the
         // mailbox across restarts); if it did, the work was lost with it.
@@ -206,67 +206,49 @@ impl ExecutorPool {
 /// One request counted in an executor's load for as long as it lives, so
 /// that a caller that goes away (its page abandoned) does not leave the
 /// count raised for ever.
-struct Load<'a>(&'a Health);
+struct Load<'a>(&'a Cell<usize>);
 
 impl<'a> Load<'a> {
-    fn count(health: &'a Health) -> Self {
-        health.load.set(health.load.get() + 1);
-        Load(health)
+    fn count(load: &'a Cell<usize>) -> Self {
+        load.set(load.get() + 1);
+        Load(load)
     }
 }
 
 impl Drop for Load<'_> {
     fn drop(&mut self) {
-        self.0.load.set(self.0.load.get() - 1);
+        self.0.set(self.0.get() - 1);
     }
 }
 
-/// The member to use: the least loaded of those up, or, while every one is
-/// restarting, the least loaded of all (its restart takes the queue over).
-fn pick<'a>(members: impl Iterator<Item = &'a Health> + Clone) -> usize {
-    let least = |up_only: bool| {
-        members
-            .clone()
-            .enumerate()
-            .filter(|(_, health)| !up_only || health.up.get())
-            .min_by_key(|(_, health)| health.load.get())
-            .map(|(index, _)| index)
-    };
-    least(true).or_else(|| least(false)).unwrap_or(0)
+/// The index of the least loaded executor (the first of equals).
+fn least_loaded<'a>(loads: impl Iterator<Item = &'a Cell<usize>>) -> usize {
+    loads
+        .enumerate()
+        .min_by_key(|(_, load)| load.get())
+        .map_or(0, |(index, _)| index)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::Cell;
 
-    fn health(load: usize, up: bool) -> Health {
-        Health {
-            load: Cell::new(load),
-            up: Cell::new(up),
-        }
+    fn loads(values: &[usize]) -> Vec<Cell<usize>> {
+        values.iter().map(|&v| Cell::new(v)).collect()
     }
 
     #[test]
-    fn the_least_loaded_executor_that_is_up_is_chosen() {
-        let members = [health(2, true), health(0, false), health(1, true)];
-        assert_eq!(pick(members.iter()), 2);
-        let members = [health(1, true), health(1, true)];
-        assert_eq!(pick(members.iter()), 0, "ties go to the first");
+    fn the_least_loaded_executor_is_chosen_first_of_equals() {
+        assert_eq!(least_loaded(loads(&[2, 0, 1]).iter()), 1);
+        assert_eq!(least_loaded(loads(&[1, 1]).iter()), 0);
     }
 
     #[test]
     fn a_request_counts_in_the_load_until_it_is_answered_or_abandoned() {
-        let member = health(0, true);
-        let counted = Load::count(&member);
-        assert_eq!(member.load.get(), 1);
+        let load = Cell::new(0);
+        let counted = Load::count(&load);
+        assert_eq!(load.get(), 1);
         drop(counted);
-        assert_eq!(member.load.get(), 0);
-    }
-
-    #[test]
-    fn while_all_are_down_the_least_loaded_queue_is_used() {
-        let members = [health(3, false), health(1, false)];
-        assert_eq!(pick(members.iter()), 1);
+        assert_eq!(load.get(), 0);
     }
 }

@@ -9,7 +9,7 @@
 //! once.
 
 use super::evaluator::Evaluator;
-use super::executor::{Executor, Health};
+use super::executor::Executor;
 use super::guard::{RestartBudget, RestartLimit};
 use super::lister::Lister;
 use super::pool::ExecutorPool;
@@ -46,20 +46,15 @@ pub fn start(settings: &Settings, log: &Log) -> Pipeline {
     let executors = ExecutorPool::new(
         (1..=settings.concurrency.max(1))
             .map(|number| {
-                let health = Rc::new(Health::default());
-                let addr = {
-                    let (client, health, shutdown, budget, log) = (
-                        client.clone(),
-                        Rc::clone(&health),
-                        Rc::clone(&shutdown),
-                        Rc::clone(&budget),
-                        log.clone(),
-                    );
-                    actix::Supervisor::start(move |_| {
-                        Executor::new(number, client, health, shutdown, budget, log)
-                    })
-                };
-                (addr, health)
+                let (client, shutdown, budget, log) = (
+                    client.clone(),
+                    Rc::clone(&shutdown),
+                    Rc::clone(&budget),
+                    log.clone(),
+                );
+                actix::Supervisor::start(move |_| {
+                    Executor::new(number, client, shutdown, budget, log)
+                })
             })
             .collect(),
         settings.retry,

@@ -192,6 +192,7 @@ fn a_slow_body_within_the_timeout_is_just_slow() {
     out.assert_success();
     assert_eq!(stopped(&hub).len(), 3);
     assert!(warning_lines(&out).is_empty(), "{out}");
+    assert!(!out.stderr.contains("retry"), "nothing was retried:\n{out}");
 }
 
 #[test]

@@ -251,6 +251,35 @@ fn pre_2_0_hub_answering_plain_lists_is_culled() {
     );
     assert_eq!(deleted(&hub), names(["gone", "idle1", "idle2"]), "{out}");
     assert!(hub.lists().iter().all(|l| !l.paginated));
+    assert!(
+        warning_lines(&out).is_empty(),
+        "a plain list is normal before 2.0:\n{out}"
+    );
+}
+
+#[test]
+fn a_plain_list_from_a_2_x_hub_is_culled_with_a_warning_about_the_accept_header() {
+    // Something between the culler and a 6.x hub dropped the Accept header.
+    let stamp = ago(hours(2)).format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let body = format!(
+        r#"[{{"name": "plain", "admin": false, "last_activity": "{stamp}",
+            "servers": {{"": {{"name": "", "ready": true, "pending": null, "url": "/user/plain/",
+            "started": "{stamp}", "last_activity": "{stamp}"}}}}}}]"#
+    );
+    let hub = start(
+        HubConfig::new()
+            .user(idle_user("plain"))
+            .fault(Fault::raw("GET", "/users", 200, &body)),
+    );
+    let out = once(&hub).arg(TIMEOUT_1H).run();
+    out.assert_success();
+    assert_eq!(stopped(&hub), pairs(&[("plain", "")]), "{out}");
+    let warnings = warning_lines(&out);
+    assert_eq!(warnings.len(), 1, "{out}");
+    assert!(
+        warnings[0].contains("plain list") && warnings[0].contains("Accept"),
+        "{out}"
+    );
 }
 
 #[test]
