@@ -179,34 +179,6 @@ impl Restartable for Executor {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requests_describe_themselves_for_the_log() {
-        assert_eq!(GetVersion.describe(), "GET /");
-        let page = UserQuery {
-            offset: Some(50),
-            ..UserQuery::default()
-        };
-        assert_eq!(ListUsers(page).describe(), "GET /users (offset 50)");
-        assert_eq!(
-            ListUsers(UserQuery::default()).describe(),
-            "GET /users (offset 0)"
-        );
-        let stop = |server: &str| StopServer {
-            user: "ann".into(),
-            server: server.into(),
-            remove: false,
-        };
-        assert_eq!(stop("").describe(), "DELETE /users/ann/server");
-        assert_eq!(stop("gpu").describe(), "DELETE /users/ann/servers/gpu");
-        let user = DeleteUser { user: "ann".into() };
-        assert_eq!(user.describe(), "DELETE /users/ann");
-    }
-}
-
 impl<C: Call> Handler<Attempt<C>> for Executor {
     /// Atomic: the executor takes its next message only once this request
     /// is answered. This is what makes the pool's size the bound.
@@ -233,5 +205,33 @@ impl<C: Call> Handler<Attempt<C>> for Executor {
             },
             || Err(AttemptError::Crashed),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_describe_themselves_for_the_log() {
+        assert_eq!(GetVersion.describe(), "GET /");
+        let page = UserQuery {
+            offset: Some(50),
+            ..UserQuery::default()
+        };
+        assert_eq!(ListUsers(page).describe(), "GET /users (offset 50)");
+        assert_eq!(
+            ListUsers(UserQuery::default()).describe(),
+            "GET /users (offset 0)"
+        );
+        let stop = |server: &str| StopServer {
+            user: "ann".into(),
+            server: server.into(),
+            remove: false,
+        };
+        assert_eq!(stop("").describe(), "DELETE /users/ann/server");
+        assert_eq!(stop("gpu").describe(), "DELETE /users/ann/servers/gpu");
+        let user = DeleteUser { user: "ann".into() };
+        assert_eq!(user.describe(), "DELETE /users/ann");
     }
 }
