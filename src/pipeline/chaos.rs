@@ -12,7 +12,8 @@
 /// Where a panic can be injected: one per kind of actor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Site {
-    /// The Scheduler's pass handler (before it asks for a pass).
+    /// The Scheduler, as it finishes a pass (so a restart must forget the
+    /// pass it thought was running).
     Scheduler,
     /// The Lister's pass (inside its future).
     Lister,

@@ -64,16 +64,39 @@ where
         };
     Box::pin(attempt.into_actor(actor).map(move |outcome, actor, ctx| {
         outcome.unwrap_or_else(|payload| {
-            error!(
-                actor.log(),
-                "The {} failed (panic: {}); restarting it",
-                actor.name(),
-                panic_text(payload.as_ref())
-            );
-            ctx.stop();
+            crashed(actor, ctx, payload.as_ref());
             if_crashed()
         })
     }))
+}
+
+/// Runs `work` that a handler does in its actor's context after awaiting
+/// (a result's bookkeeping), so that a panic there too restarts the actor
+/// instead of killing its mailbox.
+pub fn contained<A: Restartable>(
+    actor: &mut A,
+    ctx: &mut Context<A>,
+    work: impl FnOnce(&mut A, &mut Context<A>),
+) {
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| work(&mut *actor, &mut *ctx))) {
+        crashed(actor, ctx, payload.as_ref());
+    }
+}
+
+/// Logs a caught panic with the actor's name and stops the actor, which
+/// its Supervisor then restarts.
+fn crashed<A: Restartable>(
+    actor: &mut A,
+    ctx: &mut Context<A>,
+    payload: &(dyn std::any::Any + Send),
+) {
+    error!(
+        actor.log(),
+        "The {} failed (panic: {}); restarting it",
+        actor.name(),
+        panic_text(payload)
+    );
+    ctx.stop();
 }
 
 /// How many restarts are tolerated in how long before the process gives up.

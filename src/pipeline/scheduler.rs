@@ -116,7 +116,6 @@ impl Handler<Tick> for Scheduler {
         guarded(
             self,
             |scheduler| {
-                chaos::maybe_panic(Site::Scheduler);
                 let pass = if scheduler.shutdown.is_stopping() {
                     None
                 } else if scheduler.running.is_some() {
@@ -145,12 +144,15 @@ impl Handler<Tick> for Scheduler {
             let Some((started, answer)) = pass else {
                 return;
             };
-            scheduler.running = None;
-            let tally = answer.unwrap_or_else(|err| {
-                error!(scheduler.log, "The lister did not answer: {err}");
-                Tally::failure()
+            guard::contained(scheduler, ctx, |scheduler, ctx| {
+                chaos::maybe_panic(Site::Scheduler);
+                scheduler.running = None;
+                let tally = answer.unwrap_or_else(|err| {
+                    error!(scheduler.log, "The lister did not answer: {err}");
+                    Tally::failure()
+                });
+                scheduler.finish(tally, started, ctx);
             });
-            scheduler.finish(tally, started, ctx);
         })
         .boxed_local()
     }
