@@ -142,8 +142,7 @@ impl RetryPolicy {
             .checked_mul(1u32.checked_shl(retries_done).unwrap_or(u32::MAX))
             .unwrap_or(self.max_delay)
             .min(self.max_delay);
-        // The top 53 bits of `random` as a fraction in [0, 1].
-        let fraction = (random >> 11) as f64 / ((1u64 << 53) - 1) as f64;
+        let fraction = random as f64 / u64::MAX as f64;
         ceiling.mul_f64(fraction)
     }
 }

@@ -1685,4 +1685,78 @@ mod tests {
             }
         }
     }
+
+    /// A page fed to the planner by hand, for boundaries the simulated hub
+    /// does not reach.
+    fn by_hand(offset: u64, limit: u64, total: u64, items: u64, has_next: bool) -> PageSeen {
+        PageSeen {
+            pagination: Some(Pagination {
+                offset,
+                limit,
+                total,
+                has_next,
+            }),
+            items,
+            first: (items > 0).then(|| format!("first-{offset}")),
+            last: (items > 0).then(|| format!("last-{offset}")),
+        }
+    }
+
+    fn has(step: &Step, kind: fn(&Suspicion) -> bool) -> bool {
+        step.suspicions.iter().any(kind)
+    }
+
+    #[test]
+    fn a_total_at_the_plausible_cap_is_believed_and_one_more_is_not() {
+        for (total, absurd) in [(MAX_PLAUSIBLE_USERS, false), (MAX_PLAUSIBLE_USERS + 1, true)] {
+            let mut walk = PageWalk::new(Filter::PostFiltered, Some(5));
+            let probe = walk.first();
+            let step = walk.seen(probe, &by_hand(0, 5, total, 5, true)).unwrap();
+            assert_eq!(
+                has(&step, |s| matches!(s, Suspicion::AbsurdTotal { .. })),
+                absurd,
+                "{total}: {:?}",
+                step.suspicions
+            );
+        }
+    }
+
+    #[test]
+    fn a_total_changing_by_up_to_half_the_first_is_no_suspicion() {
+        // First total 100 in pages of 5: up to 50 users may come or go
+        // between two pages (others' logins and deletions); more is wild.
+        for (later, wild) in [(70, false), (50, false), (49, true)] {
+            let mut walk = PageWalk::new(Filter::PostFiltered, Some(5));
+            let probe = walk.first();
+            let step = walk.seen(probe, &by_hand(0, 5, 100, 5, true)).unwrap();
+            let top = step.next.unwrap();
+            assert_eq!(top.offset, 95);
+            let step = walk.seen(top, &by_hand(95, 5, later, 0, false)).unwrap();
+            assert_eq!(
+                has(&step, |s| matches!(s, Suspicion::TotalChanged { .. })),
+                wild,
+                "total 100 then {later}: {:?}",
+                step.suspicions
+            );
+        }
+    }
+
+    #[test]
+    fn a_short_page_below_the_top_is_normal_when_the_total_says_users_went_away() {
+        // Exact listing of 12 in pages of 5: the top page (10) holds 2; by
+        // the time the page at 5 is read, 4 users were deleted elsewhere and
+        // the hub says 8: that page holds 3, and it is the last one.
+        let mut walk = PageWalk::new(Filter::Exact, Some(5));
+        let probe = walk.first();
+        let step = walk.seen(probe, &by_hand(0, 5, 12, 5, true)).unwrap();
+        let top = step.next.unwrap();
+        assert_eq!(top.offset, 10);
+        let step = walk.seen(top, &by_hand(10, 5, 12, 2, false)).unwrap();
+        let below = step.next.unwrap();
+        assert_eq!(below.offset, 5);
+        let step = walk.seen(below, &by_hand(5, 5, 8, 3, false)).unwrap();
+        assert!(step.act, "{step:?}");
+        assert!(step.suspicions.is_empty(), "{:?}", step.suspicions);
+        assert_eq!(step.next.map(|n| n.offset), Some(0));
+    }
 }
