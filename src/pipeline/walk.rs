@@ -632,7 +632,8 @@ impl PageWalk {
                 self.raise(out, Suspicion::EmptyPage { offset, total });
             }
         }
-        if top && check_above && page.items > 0 && self.more_above(offset, page, pagination) {
+        // (An empty page never shows more above: `more_above` is false.)
+        if top && check_above && self.more_above(offset, page, pagination) {
             return Ok((false, Some(self.search(offset / stride, None))));
         }
         self.phase = Phase::Down {
@@ -1708,7 +1709,10 @@ mod tests {
 
     #[test]
     fn a_total_at_the_plausible_cap_is_believed_and_one_more_is_not() {
-        for (total, absurd) in [(MAX_PLAUSIBLE_USERS, false), (MAX_PLAUSIBLE_USERS + 1, true)] {
+        for (total, absurd) in [
+            (MAX_PLAUSIBLE_USERS, false),
+            (MAX_PLAUSIBLE_USERS + 1, true),
+        ] {
             let mut walk = PageWalk::new(Filter::PostFiltered, Some(5));
             let probe = walk.first();
             let step = walk.seen(probe, &by_hand(0, 5, total, 5, true)).unwrap();
