@@ -243,9 +243,11 @@ fn check(specs: &[UserSpec], settings: &Settings) -> Result<(), TestCaseError> {
             } else {
                 format!("/users/{user}/servers/{server}")
             };
+            // 204: stopped; 404: no such (named) server any more, as
+            // when a lost answer's retry finds it removed.
             let confirmed = requests[..at]
                 .iter()
-                .any(|r| r.path == path && matches!(r.outcome, Outcome::Answered(204)));
+                .any(|r| r.path == path && matches!(r.outcome, Outcome::Answered(204 | 404)));
             prop_assert!(
                 confirmed,
                 "{user} deleted though {path} ({state:?}) was not confirmed stopped:\n{out}"
@@ -264,7 +266,9 @@ fn check(specs: &[UserSpec], settings: &Settings) -> Result<(), TestCaseError> {
 
 proptest! {
     #![proptest_config(Config {
-        cases: 64,
+        // PROPTEST_CASES (and PROPTEST_RNG_SEED, which scripts/test fixes
+        // so that CI is reproducible) explore further.
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(64),
         failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
         ..Config::default()
     })]
