@@ -10,7 +10,7 @@ use structopt::clap::AppSettings;
 use structopt::StructOpt;
 
 /// The flags exactly as given (after [`normalize`]).
-#[derive(Debug, Default, StructOpt)]
+#[derive(Clone, Debug, Default, StructOpt)]
 #[structopt(
     name = "jupyterhub-idle-culler",
     about = "Stops idle JupyterHub servers and, with --cull-users, deletes idle users.\n\
@@ -46,6 +46,14 @@ pub struct RawArgs {
     /// Delete users whose servers are all stopped and who are idle too (for temporary users) [default: false]
     #[structopt(long, value_name = "BOOL", min_values = 0, max_values = 1)]
     pub cull_users: Option<Option<String>>,
+
+    /// Idle seconds after which a user whose servers are all stopped is deleted [default: --timeout]
+    #[structopt(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub cull_users_timeout: Option<String>,
+
+    /// Seconds after which such a user is deleted even when active (0: never) [default: --max-age]
+    #[structopt(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub cull_users_max_age: Option<String>,
 
     /// Where JupyterHub's internal-ssl certificates are (with --ssl-enabled) [default: internal-ssl]
     #[structopt(long, value_name = "DIR")]
@@ -83,19 +91,39 @@ pub struct RawArgs {
     #[structopt(long)]
     pub once: bool,
 
+    /// Decide and report what would be culled, and why; send no stop and no delete [default: false]
+    #[structopt(long, value_name = "BOOL", min_values = 0, max_values = 1)]
+    pub dry_run: Option<Option<String>>,
+
+    /// With --once: `json` writes one JSON object per decision to stdout (see the README) [default: text]
+    #[structopt(long, value_name = "FORMAT")]
+    pub output: Option<String>,
+
+    /// Serve /metrics (Prometheus) and /health at HOST:PORT [default: the service URL the hub gave, if any]
+    #[structopt(long, value_name = "HOST:PORT")]
+    pub metrics_bind: Option<String>,
+
+    /// /health answers 503 after this many failed passes in a row [default: 3]
+    #[structopt(long, value_name = "N", allow_hyphen_values = true)]
+    pub health_failures: Option<String>,
+
     /// DEBUG, INFO, WARN, ERROR or CRITICAL (or 10..50) [default: INFO]
     #[structopt(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+
+    /// `text` (for people) or `json` (one object per line, for log aggregators) [default: text]
+    #[structopt(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
 
     /// Log at DEBUG level (every server kept, and why)
     #[structopt(long)]
     pub debug: bool,
 
-    /// Upstream's Python config file: not supported; give its settings as flags
+    /// A TOML (or .json) config file with any of these settings and the policy rules (see --generate-config)
     #[structopt(long, value_name = "FILE")]
     pub config: Option<String>,
 
-    /// Upstream's config-file generator: not supported
+    /// Print a complete, commented config file with the defaults, and exit
     #[structopt(long)]
     pub generate_config: bool,
 }

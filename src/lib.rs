@@ -7,10 +7,13 @@
 //!
 //! ## Layout
 //! - [`cli`]: the command line as typed (structopt lives only there).
-//! - [`settings`]: validated configuration from flags and environment.
+//! - [`config`]: the config file (TOML), its defaults and the rules in it.
+//! - [`settings`]: validated configuration from flags, environment and file.
 //! - [`logging`]: log set-up and macros (slog lives only there).
 //! - [`hub`]: the typed JupyterHub client and its models.
-//! - [`policy`]: the culling rules, pure functions.
+//! - [`policy`]: the culling decisions, pure functions.
+//! - [`rules`]: the operator's policy rules (config file), matched purely.
+//! - [`report`]: the decision records of `--output=json`.
 //! - [`pipeline`]: the actors. A **Scheduler** triggers a **Lister** every
 //!   `--cull-every`; the Lister walks the user pages (last to first, so
 //!   culls never shift a page not yet read) and hands each to the
@@ -24,9 +27,12 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod config;
 pub mod exit;
 pub mod hub;
 pub mod logging;
 pub mod pipeline;
 pub mod policy;
+pub mod report;
+pub mod rules;
 pub mod settings;

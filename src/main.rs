@@ -1,6 +1,7 @@
 //! The `jupyterhub-idle-culler` command: parse, validate, log, run.
 
 use jupyterhub_idle_culler::cli::{self, CliOutcome};
+use jupyterhub_idle_culler::config;
 use jupyterhub_idle_culler::exit::Exit;
 use jupyterhub_idle_culler::logging::{Log, LogLevel};
 use jupyterhub_idle_culler::pipeline::supervisor;
@@ -19,6 +20,10 @@ fn main() -> ExitCode {
         }
         Err(CliOutcome::Invalid(line)) => return usage_error(&line),
     };
+    if raw.generate_config {
+        let _ = write!(std::io::stdout(), "{}", config::generate());
+        return ExitCode::SUCCESS;
+    }
     let settings = match Settings::from_args(&raw, |name| std::env::var(name).ok()) {
         Ok(settings) => settings,
         Err(err) => return usage_error(&err.to_string()),

@@ -5,14 +5,17 @@
 //!
 //! The rules are upstream 2.0.0's, minus its known defects: a server with no
 //! timestamps is skipped instead of abandoning its user, and
-//! `--cull-admin-users=false` spares admins from `--max-age` too.
+//! `--cull-admin-users=false` spares admins from `--max-age` too. On top of
+//! them come the operator's policy rules ([`crate::rules`]): the first that
+//! matches a server (or a user) sets its timeout or max age, or exempts it.
 
 use crate::hub::{Readiness, Server, Timestamp, User};
+use crate::rules::Rule;
 use chrono::{DateTime, Utc};
 use std::fmt;
 
-/// The rules an operator chose with the command line.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The rules an operator chose with the command line and the config file.
+#[derive(Clone, Debug, PartialEq)]
 pub struct CullPolicy {
     /// `--timeout`: idle seconds after which servers (and users) are culled.
     pub timeout_secs: u64,
@@ -29,6 +32,14 @@ pub struct CullPolicy {
     pub cull_admin_users: bool,
     /// `--remove-named-servers`: whether culled named servers are removed too.
     pub remove_named_servers: bool,
+    /// `--cull-users-timeout` (default: `--timeout`): idle seconds after
+    /// which a user whose servers are all stopped is deleted, so that users
+    /// can go days after their servers (JupyterHub issue #1708).
+    pub user_timeout_secs: u64,
+    /// `--cull-users-max-age` (default: `--max-age`); `None` when 0 (off).
+    pub user_max_age_secs: Option<u64>,
+    /// The config file's rules, in order: the first that matches decides.
+    pub rules: Vec<Rule>,
 }
 
 impl Default for CullPolicy {
@@ -42,6 +53,20 @@ impl Default for CullPolicy {
             cull_users: false,
             cull_admin_users: true,
             remove_named_servers: false,
+            user_timeout_secs: 600,
+            user_max_age_secs: None,
+            rules: Vec::new(),
+        }
+    }
+}
+
+impl CullPolicy {
+    /// What decided, for logs and decision records: a rule's label, or
+    /// "flags" when no rule matched.
+    pub fn decided_by(&self, rule: Option<usize>) -> String {
+        match rule {
+            Some(index) => self.rules[index].label(index),
+            None => "flags".to_owned(),
         }
     }
 }
@@ -121,28 +146,38 @@ impl fmt::Display for SkipReason {
 pub enum ServerVerdict {
     /// Left alone without judging it.
     Skip(SkipReason),
+    /// Exempt by a rule (`never = true`).
+    Exempt {
+        /// The rule's index in [`CullPolicy::rules`].
+        rule: usize,
+    },
     /// Judged and kept.
     Keep {
         /// Time since its last activity (or start).
         idle: Option<Elapsed>,
         /// Time since it started.
         age: Option<Elapsed>,
+        /// The rule that set the limits, `None` for the flags.
+        rule: Option<usize>,
     },
     /// To be stopped.
     Cull {
-        /// Which rule culls it.
+        /// Which limit culls it.
         reason: CullReason,
         /// Time since its last activity (or start).
         idle: Option<Elapsed>,
         /// Time since it started.
         age: Option<Elapsed>,
+        /// The rule that set the limits, `None` for the flags.
+        rule: Option<usize>,
     },
 }
 
-/// Decides about one server of a user. `name` is "" for the default server.
+/// Decides about one server of `user`. `name` is "" for the default server.
 pub fn judge_server(
     policy: &CullPolicy,
     now: DateTime<Utc>,
+    user: &User,
     name: &str,
     server: &Server,
 ) -> ServerVerdict {
@@ -158,6 +193,14 @@ pub fn judge_server(
     if !ready {
         return ServerVerdict::Skip(SkipReason::NotReady);
     }
+    let rule = policy
+        .rules
+        .iter()
+        .position(|r| r.matches_server(user, name, server));
+    let chosen = rule.map(|index| &policy.rules[index]);
+    if let (Some(index), Some(true)) = (rule, chosen.map(|r| r.never)) {
+        return ServerVerdict::Exempt { rule: index };
+    }
     let (idle, age) = clocks(server.last_activity, server.started, now);
     if idle.is_none() {
         return ServerVerdict::Skip(SkipReason::NoTimestamps);
@@ -167,9 +210,30 @@ pub fn judge_server(
     } else {
         policy.cull_named_servers
     };
-    match reason_to_cull(policy, kind_allowed, idle, age) {
-        Some(reason) => ServerVerdict::Cull { reason, idle, age },
-        None => ServerVerdict::Keep { idle, age },
+    // A rule's own timeout applies whatever the default/named switches say:
+    // it names what it is about.
+    let timeout = match chosen.and_then(|r| r.timeout) {
+        Some(timeout) => Some(timeout),
+        None => kind_allowed.then_some(policy.timeout_secs),
+    };
+    let max_age = limits_max_age(chosen, policy.max_age_secs);
+    match reason_to_cull(timeout, max_age, idle, age) {
+        Some(reason) => ServerVerdict::Cull {
+            reason,
+            idle,
+            age,
+            rule,
+        },
+        None => ServerVerdict::Keep { idle, age, rule },
+    }
+}
+
+/// A rule's `max_age` (0: none) where it gives one, else the flags'.
+fn limits_max_age(rule: Option<&Rule>, flags: Option<u64>) -> Option<u64> {
+    match rule.and_then(|r| r.max_age) {
+        Some(0) => None,
+        Some(max_age) => Some(max_age),
+        None => flags,
     }
 }
 
@@ -184,12 +248,16 @@ pub enum KeepUser {
     ServersUnknown,
     /// An admin, and `--cull-admin-users=false`.
     Admin,
+    /// Exempt by a rule (`never = true`); its index.
+    Exempt(usize),
     /// Neither idle long enough nor too old.
     Recent {
         /// Time since the user's last activity (or creation).
         idle: Option<Elapsed>,
         /// Time since the user was created.
         age: Option<Elapsed>,
+        /// The rule that set the limits, `None` for the flags.
+        rule: Option<usize>,
     },
 }
 
@@ -200,12 +268,14 @@ pub enum UserVerdict {
     Keep(KeepUser),
     /// To be deleted.
     Cull {
-        /// Which rule culls them.
+        /// Which limit culls them.
         reason: CullReason,
         /// Time since the user's last activity (or creation).
         idle: Option<Elapsed>,
         /// Time since the user was created.
         age: Option<Elapsed>,
+        /// The rule that set the limits, `None` for the flags.
+        rule: Option<usize>,
     },
 }
 
@@ -230,10 +300,28 @@ pub fn judge_user(
     if user.admin != Some(false) && !policy.cull_admin_users {
         return UserVerdict::Keep(KeepUser::Admin);
     }
+    // Rules about servers (their name, their options) say nothing of users.
+    let rule = policy
+        .rules
+        .iter()
+        .position(|r| !r.is_about_servers() && r.matches_user(user));
+    let chosen = rule.map(|index| &policy.rules[index]);
+    if let (Some(index), Some(true)) = (rule, chosen.map(|r| r.never)) {
+        return UserVerdict::Keep(KeepUser::Exempt(index));
+    }
+    let timeout = chosen
+        .and_then(|r| r.timeout)
+        .unwrap_or(policy.user_timeout_secs);
+    let max_age = limits_max_age(chosen, policy.user_max_age_secs);
     let (idle, age) = clocks(user.last_activity, user.created, now);
-    match reason_to_cull(policy, true, idle, age) {
-        Some(reason) => UserVerdict::Cull { reason, idle, age },
-        None => UserVerdict::Keep(KeepUser::Recent { idle, age }),
+    match reason_to_cull(Some(timeout), max_age, idle, age) {
+        Some(reason) => UserVerdict::Cull {
+            reason,
+            idle,
+            age,
+            rule,
+        },
+        None => UserVerdict::Keep(KeepUser::Recent { idle, age, rule }),
     }
 }
 
@@ -249,20 +337,18 @@ fn clocks(
     (idle, age)
 }
 
-/// The rule both servers and users follow: idle past `--timeout` (when
-/// `idle_allowed`), else older than `--max-age`. Unknown clocks never cull.
+/// The limit both servers and users follow: idle past `timeout` (`None`:
+/// idleness does not cull), else older than `max_age`. Unknown clocks never
+/// cull.
 fn reason_to_cull(
-    policy: &CullPolicy,
-    idle_allowed: bool,
+    timeout: Option<u64>,
+    max_age: Option<u64>,
     idle: Option<Elapsed>,
     age: Option<Elapsed>,
 ) -> Option<CullReason> {
-    if idle_allowed && idle.is_some_and(|i| i.0 >= policy.timeout_secs) {
+    if timeout.is_some_and(|timeout| idle.is_some_and(|i| i.0 >= timeout)) {
         Some(CullReason::Idle)
-    } else if policy
-        .max_age_secs
-        .is_some_and(|max| age.is_some_and(|a| a.0 >= max))
-    {
+    } else if max_age.is_some_and(|max| age.is_some_and(|a| a.0 >= max)) {
         Some(CullReason::MaxAge)
     } else {
         None
@@ -307,6 +393,11 @@ mod tests {
         }
     }
 
+    /// A user for server decisions that no rule is about.
+    fn someone() -> User {
+        user(None, None, false)
+    }
+
     fn policy() -> CullPolicy {
         CullPolicy {
             timeout_secs: 600,
@@ -325,11 +416,23 @@ mod tests {
     fn idle_at_exactly_the_timeout_is_culled() {
         let p = policy();
         assert_eq!(
-            culled(&judge_server(&p, now(), "", &server(ago(600), ago(9000)))),
+            culled(&judge_server(
+                &p,
+                now(),
+                &someone(),
+                "",
+                &server(ago(600), ago(9000))
+            )),
             Some(CullReason::Idle)
         );
         assert_eq!(
-            culled(&judge_server(&p, now(), "", &server(ago(599), ago(9000)))),
+            culled(&judge_server(
+                &p,
+                now(),
+                &someone(),
+                "",
+                &server(ago(599), ago(9000))
+            )),
             None
         );
     }
@@ -337,29 +440,43 @@ mod tests {
     #[test]
     fn idle_falls_back_to_started() {
         let p = policy();
-        let v = judge_server(&p, now(), "", &server(None, ago(700)));
+        let v = judge_server(&p, now(), &someone(), "", &server(None, ago(700)));
         assert_eq!(
             v,
             ServerVerdict::Cull {
                 reason: CullReason::Idle,
                 idle: Some(Elapsed(700)),
-                age: Some(Elapsed(700))
+                age: Some(Elapsed(700)),
+                rule: None
             }
         );
         assert_eq!(
-            culled(&judge_server(&p, now(), "", &server(None, ago(10)))),
+            culled(&judge_server(
+                &p,
+                now(),
+                &someone(),
+                "",
+                &server(None, ago(10))
+            )),
             None
         );
     }
 
     #[test]
     fn activity_wins_over_started() {
-        let v = judge_server(&policy(), now(), "", &server(ago(5), ago(100_000)));
+        let v = judge_server(
+            &policy(),
+            now(),
+            &someone(),
+            "",
+            &server(ago(5), ago(100_000)),
+        );
         assert_eq!(
             v,
             ServerVerdict::Keep {
                 idle: Some(Elapsed(5)),
-                age: Some(Elapsed(100_000))
+                age: Some(Elapsed(100_000)),
+                rule: None
             }
         );
     }
@@ -372,7 +489,7 @@ mod tests {
             ..policy()
         };
         assert_eq!(
-            judge_server(&p, now(), "", &server(None, None)),
+            judge_server(&p, now(), &someone(), "", &server(None, None)),
             ServerVerdict::Skip(SkipReason::NoTimestamps)
         );
     }
@@ -382,7 +499,7 @@ mod tests {
         let mut s = server(ago(10_000), ago(10_000));
         s.pending = Some("stop".into());
         assert_eq!(
-            judge_server(&policy(), now(), "", &s),
+            judge_server(&policy(), now(), &someone(), "", &s),
             ServerVerdict::Skip(SkipReason::Pending("stop".into()))
         );
     }
@@ -392,18 +509,18 @@ mod tests {
         let mut s = server(ago(10_000), ago(10_000));
         s.ready = Readiness::NotReady;
         assert_eq!(
-            judge_server(&policy(), now(), "", &s),
+            judge_server(&policy(), now(), &someone(), "", &s),
             ServerVerdict::Skip(SkipReason::NotReady)
         );
         // Pre-0.9 hubs: no `ready`, and a URL means ready.
         s.ready = Readiness::Unstated;
         assert_eq!(
-            culled(&judge_server(&policy(), now(), "", &s)),
+            culled(&judge_server(&policy(), now(), &someone(), "", &s)),
             Some(CullReason::Idle)
         );
         s.url = None;
         assert_eq!(
-            judge_server(&policy(), now(), "", &s),
+            judge_server(&policy(), now(), &someone(), "", &s),
             ServerVerdict::Skip(SkipReason::NotReady)
         );
     }
@@ -415,18 +532,24 @@ mod tests {
             cull_default_servers: false,
             ..policy()
         };
-        assert_eq!(culled(&judge_server(&no_default, now(), "", &idle)), None);
         assert_eq!(
-            culled(&judge_server(&no_default, now(), "gpu", &idle)),
+            culled(&judge_server(&no_default, now(), &someone(), "", &idle)),
+            None
+        );
+        assert_eq!(
+            culled(&judge_server(&no_default, now(), &someone(), "gpu", &idle)),
             Some(CullReason::Idle)
         );
         let no_named = CullPolicy {
             cull_named_servers: false,
             ..policy()
         };
-        assert_eq!(culled(&judge_server(&no_named, now(), "gpu", &idle)), None);
         assert_eq!(
-            culled(&judge_server(&no_named, now(), "", &idle)),
+            culled(&judge_server(&no_named, now(), &someone(), "gpu", &idle)),
+            None
+        );
+        assert_eq!(
+            culled(&judge_server(&no_named, now(), &someone(), "", &idle)),
             Some(CullReason::Idle)
         );
     }
@@ -438,16 +561,34 @@ mod tests {
             ..policy()
         };
         assert_eq!(
-            culled(&judge_server(&p, now(), "", &server(ago(1), ago(3600)))),
+            culled(&judge_server(
+                &p,
+                now(),
+                &someone(),
+                "",
+                &server(ago(1), ago(3600))
+            )),
             Some(CullReason::MaxAge)
         );
         assert_eq!(
-            culled(&judge_server(&p, now(), "", &server(ago(1), ago(3599)))),
+            culled(&judge_server(
+                &p,
+                now(),
+                &someone(),
+                "",
+                &server(ago(1), ago(3599))
+            )),
             None
         );
         // Without `started` the age is unknown: no max-age cull.
         assert_eq!(
-            culled(&judge_server(&p, now(), "", &server(ago(1), None))),
+            culled(&judge_server(
+                &p,
+                now(),
+                &someone(),
+                "",
+                &server(ago(1), None)
+            )),
             None
         );
         // Upstream applies max-age whatever the default/named switches say.
@@ -456,7 +597,13 @@ mod tests {
             ..p
         };
         assert_eq!(
-            culled(&judge_server(&p, now(), "", &server(ago(1), ago(4000)))),
+            culled(&judge_server(
+                &p,
+                now(),
+                &someone(),
+                "",
+                &server(ago(1), ago(4000))
+            )),
             Some(CullReason::MaxAge)
         );
     }
@@ -467,6 +614,7 @@ mod tests {
             culled(&judge_server(
                 &policy(),
                 now(),
+                &someone(),
                 "",
                 &server(ago(1), ago(10_000_000))
             )),
@@ -480,6 +628,7 @@ mod tests {
             culled(&judge_server(
                 &policy(),
                 now(),
+                &someone(),
                 "",
                 &server(ago(-5000), ago(-5000))
             )),
@@ -551,7 +700,8 @@ mod tests {
             judge_user(&users_on(), now(), &user(None, None, false), Some(0)),
             UserVerdict::Keep(KeepUser::Recent {
                 idle: None,
-                age: None
+                age: None,
+                rule: None
             })
         );
     }
@@ -572,7 +722,7 @@ mod tests {
     #[test]
     fn user_max_age_uses_created() {
         let p = CullPolicy {
-            max_age_secs: Some(5000),
+            user_max_age_secs: Some(5000),
             ..users_on()
         };
         assert_eq!(
@@ -594,7 +744,7 @@ mod tests {
     fn admins_spared_from_idle_and_max_age_when_asked() {
         let p = CullPolicy {
             cull_admin_users: false,
-            max_age_secs: Some(1),
+            user_max_age_secs: Some(1),
             ..users_on()
         };
         let admin = user(ago(100_000), ago(100_000), true);
@@ -646,6 +796,193 @@ mod tests {
         assert_eq!(Elapsed(3661).to_string(), "01:01:01");
         assert_eq!(Elapsed(100 * 3600 + 59).to_string(), "100:00:59");
         assert_eq!(MaybeElapsed(None).to_string(), "unknown");
+    }
+
+    fn with_rules(rules: &str) -> CullPolicy {
+        let config = crate::config::FileConfig::parse(rules).unwrap();
+        CullPolicy {
+            timeout_secs: 3600,
+            user_timeout_secs: 3600,
+            rules: config.rules,
+            ..users_on()
+        }
+    }
+
+    fn member(name: &str, groups: &[&str]) -> User {
+        let mut u = user(ago(100_000), ago(100_000), false);
+        u.name = name.into();
+        u.groups = Some(groups.iter().map(|g| g.to_string()).collect());
+        u
+    }
+
+    fn with_options(mut s: Server, options: serde_json::Value) -> Server {
+        s.user_options = Some(options);
+        s
+    }
+
+    const README_RULES: &str = r#"
+        [[rules]]
+        name = "instructors"
+        group = "instructors"
+        never = true
+
+        [[rules]]
+        name = "one user"
+        user = "vip"
+        never = true
+
+        [[rules]]
+        name = "gpu"
+        user_options = { profile = "gpu" }
+        timeout = 1800
+
+        [[rules]]
+        name = "named"
+        server = "named"
+        timeout = 7200
+
+        [[rules]]
+        name = "default"
+        server = "default"
+        timeout = 28800
+    "#;
+
+    #[test]
+    fn rules_gpu_after_30_minutes_named_after_2_hours_default_after_8() {
+        let p = with_rules(README_RULES);
+        let student = member("student", &["students"]);
+        let gpu = with_options(
+            server(ago(1800), ago(9000)),
+            serde_json::json!({"profile": "gpu"}),
+        );
+        let cpu = with_options(
+            server(ago(1800), ago(9000)),
+            serde_json::json!({"profile": "cpu"}),
+        );
+        assert_eq!(
+            judge_server(&p, now(), &student, "", &gpu),
+            ServerVerdict::Cull {
+                reason: CullReason::Idle,
+                idle: Some(Elapsed(1800)),
+                age: Some(Elapsed(9000)),
+                rule: Some(2)
+            }
+        );
+        assert_eq!(p.decided_by(Some(2)), "rule \"gpu\"");
+        // The same idleness on a CPU default server: 8 h apply.
+        assert!(matches!(
+            judge_server(&p, now(), &student, "", &cpu),
+            ServerVerdict::Keep { rule: Some(4), .. }
+        ));
+        let idle_2h = server(ago(7200), ago(9000));
+        assert!(matches!(
+            judge_server(&p, now(), &student, "lab", &idle_2h),
+            ServerVerdict::Cull { rule: Some(3), .. }
+        ));
+        assert!(matches!(
+            judge_server(&p, now(), &student, "", &idle_2h),
+            ServerVerdict::Keep { rule: Some(4), .. }
+        ));
+        assert!(matches!(
+            judge_server(&p, now(), &student, "", &server(ago(28_800), ago(30_000))),
+            ServerVerdict::Cull { rule: Some(4), .. }
+        ));
+    }
+
+    #[test]
+    fn rules_exempt_a_group_and_a_user_servers_and_users_alike() {
+        let p = with_rules(README_RULES);
+        let ancient = server(ago(1_000_000), ago(1_000_000));
+        let teacher = member("teacher", &["instructors"]);
+        let vip = member("vip", &[]);
+        assert_eq!(
+            judge_server(&p, now(), &teacher, "", &ancient),
+            ServerVerdict::Exempt { rule: 0 }
+        );
+        assert_eq!(
+            judge_server(&p, now(), &vip, "lab", &ancient),
+            ServerVerdict::Exempt { rule: 1 }
+        );
+        assert_eq!(
+            judge_user(&p, now(), &teacher, Some(0)),
+            UserVerdict::Keep(KeepUser::Exempt(0))
+        );
+        assert_eq!(
+            judge_user(&p, now(), &vip, Some(0)),
+            UserVerdict::Keep(KeepUser::Exempt(1))
+        );
+        // Pending and not-ready servers are skipped before any rule.
+        let mut pending = ancient.clone();
+        pending.pending = Some("spawn".into());
+        assert!(matches!(
+            judge_server(&p, now(), &teacher, "", &pending),
+            ServerVerdict::Skip(_)
+        ));
+    }
+
+    #[test]
+    fn rules_about_servers_leave_users_to_the_user_limits() {
+        let p = CullPolicy {
+            user_timeout_secs: 259_200,
+            ..with_rules(README_RULES)
+        };
+        let student = member("student", &["students"]);
+        let mut idle_2d = student.clone();
+        idle_2d.last_activity = ago(172_800);
+        assert_eq!(
+            judge_user(&p, now(), &idle_2d, Some(0)),
+            UserVerdict::Keep(KeepUser::Recent {
+                idle: Some(Elapsed(172_800)),
+                age: Some(Elapsed(100_000)),
+                rule: None
+            })
+        );
+        idle_2d.last_activity = ago(259_200);
+        assert!(matches!(
+            judge_user(&p, now(), &idle_2d, Some(0)),
+            UserVerdict::Cull {
+                reason: CullReason::Idle,
+                rule: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_rule_sets_only_what_it_says_and_max_age_zero_turns_age_off() {
+        let p = CullPolicy {
+            max_age_secs: Some(3600),
+            cull_named_servers: false,
+            ..with_rules(
+                "[[rules]]\nserver = \"named\"\ntimeout = 60\n[[rules]]\nuser = \"old*\"\nmax_age = 0\n",
+            )
+        };
+        let busy_old = server(ago(1), ago(100_000));
+        // The named-server rule sets the timeout (whatever
+        // --cull-named-servers says) and keeps --max-age from the flags.
+        assert!(matches!(
+            judge_server(&p, now(), &someone(), "lab", &server(ago(61), ago(100))),
+            ServerVerdict::Cull {
+                reason: CullReason::Idle,
+                rule: Some(0),
+                ..
+            }
+        ));
+        assert!(matches!(
+            judge_server(&p, now(), &someone(), "lab", &busy_old),
+            ServerVerdict::Cull {
+                reason: CullReason::MaxAge,
+                rule: Some(0),
+                ..
+            }
+        ));
+        let mut oldtimer = someone();
+        oldtimer.name = "oldtimer".into();
+        assert!(matches!(
+            judge_server(&p, now(), &oldtimer, "", &busy_old),
+            ServerVerdict::Keep { rule: Some(1), .. }
+        ));
+        assert_eq!(p.decided_by(None), "flags");
     }
 
     /// The safety invariants of the rules, over random servers, users and
@@ -708,6 +1045,9 @@ mod tests {
                     cull_users: flags[2],
                     cull_admin_users: flags[3],
                     remove_named_servers: flags[4],
+                    user_timeout_secs: timeout_secs,
+                    user_max_age_secs: max_age_secs,
+                    rules: Vec::new(),
                 })
         }
 
@@ -723,7 +1063,7 @@ mod tests {
                 named in any::<bool>(),
             ) {
                 let name = if named { "gpu" } else { "" };
-                if let ServerVerdict::Cull { reason, .. } = judge_server(&policy, now(), name, &server) {
+                if let ServerVerdict::Cull { reason, .. } = judge_server(&policy, now(), &someone(), name, &server) {
                     let age = secs_since(server.started);
                     let idle = secs_since(server.last_activity).or(age);
                     let kind_allowed = if named { policy.cull_named_servers } else { policy.cull_default_servers };
@@ -745,7 +1085,7 @@ mod tests {
                     Readiness::Unstated => server.url.is_none(),
                 };
                 if pending || not_ready {
-                    prop_assert!(matches!(judge_server(&policy, now(), "", &server), ServerVerdict::Skip(_)));
+                    prop_assert!(matches!(judge_server(&policy, now(), &someone(), "", &server), ServerVerdict::Skip(_)));
                 }
             }
 

@@ -4,6 +4,7 @@
 //! flag or variable and what would be right.
 
 use crate::cli::RawArgs;
+use crate::config::{ConfigError, FileConfig};
 use crate::hub::retry::RetryPolicy;
 use crate::hub::{internal_ssl, system_roots, ApiToken, HubConfig, TlsError};
 use crate::logging::LogLevel;
@@ -45,6 +46,23 @@ pub struct Settings {
     pub api_page_size: Option<u64>,
     /// Run one pass and exit.
     pub once: bool,
+    /// Decide and report, send nothing (`--dry-run`).
+    pub dry_run: bool,
+    /// Write a JSON decision record per server and user to stdout
+    /// (`--output=json`, only with `--once`).
+    pub json_output: bool,
+    /// Where to serve `/metrics` and `/health` (`--metrics-bind`), if given.
+    pub metrics_bind: Option<String>,
+    /// The URL the hub gave this service (`JUPYTERHUB_SERVICE_URL`): where
+    /// to serve the metrics when `--metrics-bind` is not given.
+    pub service_url: Option<String>,
+    /// The path prefix the hub's proxy forwards to this service
+    /// (`JUPYTERHUB_SERVICE_PREFIX`).
+    pub service_prefix: Option<String>,
+    /// `/health` turns 503 after this many failed passes in a row.
+    pub health_failures: u32,
+    /// `--log-format=json`: one JSON object per log line.
+    pub json_logs: bool,
     /// How much to log.
     pub log_level: LogLevel,
     /// Accepted but surprising choices, to log as warnings at start.
@@ -115,6 +133,19 @@ pub enum SettingsError {
     ZeroTimeout,
     /// Upstream's Python configuration file, which this culler cannot read.
     PythonConfig(String),
+    /// A config file the culler cannot use.
+    Config(ConfigError),
+    /// A flag that takes one of a few words got another.
+    BadChoice {
+        /// The flag.
+        flag: &'static str,
+        /// What was given.
+        value: String,
+        /// What it takes.
+        allowed: &'static str,
+    },
+    /// `--output=json` without `--once`.
+    OutputNeedsOnce,
 }
 
 impl fmt::Display for SettingsError {
@@ -162,7 +193,17 @@ impl fmt::Display for SettingsError {
             SettingsError::PythonConfig(what) => write!(
                 f,
                 "{what}: Python config files are not supported; pass their settings as flags \
-                 (e.g. c.IdleCuller.timeout = 3600 becomes --timeout=3600)"
+                 (e.g. c.IdleCuller.timeout = 3600 becomes --timeout=3600) or in a TOML file \
+                 (--generate-config prints one)"
+            ),
+            SettingsError::Config(err) => err.fmt(f),
+            SettingsError::BadChoice {
+                flag,
+                value,
+                allowed,
+            } => write!(f, "{flag}={value:?}: use {allowed}"),
+            SettingsError::OutputNeedsOnce => f.write_str(
+                "--output=json writes the decisions of one pass: add --once (and --dry-run to only look)",
             ),
         }
     }
@@ -177,11 +218,14 @@ impl Settings {
         raw: &RawArgs,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, SettingsError> {
-        if let Some(file) = &raw.config {
-            return Err(SettingsError::PythonConfig(format!("--config={file}")));
-        }
-        if raw.generate_config {
-            return Err(SettingsError::PythonConfig("--generate-config".into()));
+        let mut raw = raw.clone();
+        let mut file = FileConfig::default();
+        if let Some(path) = raw.config.clone() {
+            if path.trim().to_ascii_lowercase().ends_with(".py") {
+                return Err(SettingsError::PythonConfig(format!("--config={path}")));
+            }
+            file = FileConfig::load(Path::new(&path)).map_err(SettingsError::Config)?;
+            file.fill(&mut raw);
         }
         if Path::new(UPSTREAM_CONFIG_FILE).is_file() {
             // Upstream would load it silently; ignoring it silently could
@@ -236,7 +280,18 @@ impl Settings {
             retry.base_delay = seconds("--retry-delay", text)?.min(retry.max_delay);
         }
 
+        let user_timeout_secs = number("--cull-users-timeout", raw.cull_users_timeout.as_deref())?
+            .unwrap_or(timeout_secs);
+        let user_max_age_secs =
+            match number("--cull-users-max-age", raw.cull_users_max_age.as_deref())? {
+                None => max_age_secs,
+                Some(0) => None,
+                Some(secs) => Some(secs),
+            };
         let policy = CullPolicy {
+            user_timeout_secs,
+            user_max_age_secs,
+            rules: file.rules.clone(),
             timeout_secs,
             max_age_secs,
             cull_default_servers: boolean(
@@ -260,11 +315,13 @@ impl Settings {
             None => LogLevel::Info,
         };
 
+        // Flags over environment over file.
         let url = raw
             .url
             .clone()
             .filter(|u| !u.trim().is_empty())
             .or_else(|| env("JUPYTERHUB_API_URL").filter(|u| !u.trim().is_empty()))
+            .or_else(|| file.url.clone().filter(|u| !u.trim().is_empty()))
             .ok_or(SettingsError::MissingUrl)?;
         let base_url = check_url(url.trim())?;
 
@@ -312,7 +369,55 @@ impl Settings {
             None
         };
 
+        let once = raw.once;
+        let json_output = match raw.output.as_deref().map(str::trim) {
+            None | Some("text") => false,
+            Some("json") if once => true,
+            Some("json") => return Err(SettingsError::OutputNeedsOnce),
+            Some(other) => {
+                return Err(SettingsError::BadChoice {
+                    flag: "--output",
+                    value: other.to_owned(),
+                    allowed: "text or json",
+                })
+            }
+        };
+        let json_logs = match raw
+            .log_format
+            .as_deref()
+            .map(|f| f.trim().to_ascii_lowercase())
+        {
+            None => false,
+            Some(format) if format == "text" => false,
+            Some(format) if format == "json" => true,
+            Some(_) => {
+                return Err(SettingsError::BadChoice {
+                    flag: "--log-format",
+                    value: raw.log_format.clone().unwrap_or_default(),
+                    allowed: "text or json",
+                })
+            }
+        };
+        let health_failures = match number("--health-failures", raw.health_failures.as_deref())? {
+            None => 3,
+            Some(n) if (1..=1000).contains(&n) => n as u32,
+            Some(n) => {
+                return Err(SettingsError::OutOfRange {
+                    flag: "--health-failures",
+                    value: n,
+                    allowed: "1 to 1000 failed passes",
+                })
+            }
+        };
+        let nonempty = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
         Ok(Settings {
+            dry_run: boolean("--dry-run", &raw.dry_run, false)?,
+            json_output,
+            metrics_bind: nonempty(raw.metrics_bind.clone()),
+            service_url: nonempty(env("JUPYTERHUB_SERVICE_URL")),
+            service_prefix: nonempty(env("JUPYTERHUB_SERVICE_PREFIX")),
+            health_failures,
+            json_logs,
             hub: HubConfig {
                 base_url,
                 token: ApiToken::new(token),
@@ -324,7 +429,7 @@ impl Settings {
             policy,
             cull_every: Duration::from_secs(cull_every_secs),
             api_page_size,
-            once: raw.once,
+            once,
             log_level,
             warnings,
         })
@@ -637,7 +742,7 @@ mod tests {
     fn upstream_config_files_are_refused_not_ignored() {
         for args in [
             &["--config=idle_culler_config.py"][..],
-            &["--generate-config"][..],
+            &["--config", "/etc/jupyterhub/Culler.PY"][..],
         ] {
             let err = settings(args, HUB).unwrap_err();
             assert!(
@@ -729,6 +834,173 @@ mod tests {
                 .hub
                 .base_url,
             "https://hub.example.org/hub/api"
+        );
+    }
+
+    /// A config file in a temporary directory, for one test.
+    fn config_file(name: &str, text: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let path = path.display().to_string();
+        (dir, path)
+    }
+
+    #[test]
+    fn flags_win_over_the_environment_which_wins_over_the_file() {
+        let (_dir, path) = config_file(
+            "culler.toml",
+            "url = \"http://from-file:8081/hub/api\"\ntimeout = 3600\ncull_every = 60\nconcurrency = 4\n",
+        );
+        let config = format!("--config={path}");
+        let token = &[("JUPYTERHUB_API_TOKEN", "t")];
+        let s = settings(&[&config, "--timeout=7200"], token).unwrap();
+        assert_eq!(s.policy.timeout_secs, 7200, "the flag wins");
+        assert_eq!(s.cull_every, Duration::from_secs(60), "the file fills in");
+        assert_eq!(s.concurrency, 4);
+        assert_eq!(s.hub.base_url, "http://from-file:8081/hub/api");
+        let s = settings(&[&config], HUB).unwrap();
+        assert_eq!(
+            s.hub.base_url, "http://127.0.0.1:8081/hub/api",
+            "env wins over the file"
+        );
+        let s = settings(&[&config, "--url=http://flag/hub/api"], HUB).unwrap();
+        assert_eq!(
+            s.hub.base_url, "http://flag/hub/api",
+            "the flag wins over env"
+        );
+    }
+
+    #[test]
+    fn the_generated_config_means_the_defaults() {
+        let (_dir, path) = config_file("culler.toml", &crate::config::generate());
+        let from_file = settings(&[&format!("--config={path}")], HUB).unwrap();
+        let defaults = settings(&[], HUB).unwrap();
+        assert_eq!(from_file.policy, defaults.policy);
+        assert_eq!(from_file.cull_every, defaults.cull_every);
+        assert_eq!(from_file.concurrency, defaults.concurrency);
+        assert_eq!(from_file.retry, defaults.retry);
+        assert_eq!(from_file.api_page_size, defaults.api_page_size);
+        assert_eq!(from_file.metrics_bind, defaults.metrics_bind);
+        assert_eq!(from_file.health_failures, defaults.health_failures);
+        assert_eq!(from_file.log_level, defaults.log_level);
+        assert_eq!(
+            (from_file.dry_run, from_file.json_logs),
+            (defaults.dry_run, defaults.json_logs)
+        );
+    }
+
+    #[test]
+    fn config_files_that_cannot_be_used_are_named_with_the_problem() {
+        let (_dir, path) = config_file("culler.toml", "timeout = 600\ncull_evry = 60\n");
+        let err = settings(&[&format!("--config={path}")], HUB).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(&path) && text.contains("cull_evry"), "{text}");
+        let missing = settings(&["--config=/nonexistent/culler.toml"], HUB).unwrap_err();
+        assert!(missing.to_string().contains("cannot read it"), "{missing}");
+        let (_dir, json) = config_file("culler.json", r#"{"timeout": 60, "bogus": 1}"#);
+        let err = settings(&[&format!("--config={json}")], HUB).unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+        let (_dir, json) = config_file("culler.json", r#"{"timeout": 60, "cull_users": true}"#);
+        let s = settings(&[&format!("--config={json}")], HUB).unwrap();
+        assert!(s.policy.cull_users && s.policy.timeout_secs == 60);
+    }
+
+    #[test]
+    fn rules_come_from_the_file() {
+        let (_dir, path) = config_file(
+            "culler.toml",
+            "[[rules]]\ngroup = \"instructors\"\nnever = true\n",
+        );
+        let s = settings(&[&format!("--config={path}")], HUB).unwrap();
+        assert_eq!(s.policy.rules.len(), 1);
+        assert!(s.policy.rules[0].never);
+    }
+
+    #[test]
+    fn user_limits_default_to_the_server_limits() {
+        let s = settings(&["--timeout=3600", "--max-age=86400"], HUB).unwrap();
+        assert_eq!(s.policy.user_timeout_secs, 3600);
+        assert_eq!(s.policy.user_max_age_secs, Some(86400));
+        let s = settings(
+            &[
+                "--timeout=3600",
+                "--max-age=86400",
+                "--cull-users-timeout=259200",
+                "--cull-users-max-age=0",
+            ],
+            HUB,
+        )
+        .unwrap();
+        assert_eq!(s.policy.user_timeout_secs, 259_200);
+        assert_eq!(s.policy.user_max_age_secs, None);
+    }
+
+    #[test]
+    fn output_and_log_formats_take_text_or_json() {
+        assert!(
+            settings(&["--once", "--output=json"], HUB)
+                .unwrap()
+                .json_output
+        );
+        assert!(!settings(&["--output=text"], HUB).unwrap().json_output);
+        assert_eq!(
+            settings(&["--output=json"], HUB).unwrap_err(),
+            SettingsError::OutputNeedsOnce
+        );
+        assert!(matches!(
+            settings(&["--once", "--output=yaml"], HUB),
+            Err(SettingsError::BadChoice {
+                flag: "--output",
+                ..
+            })
+        ));
+        assert!(settings(&["--log-format=JSON"], HUB).unwrap().json_logs);
+        assert!(matches!(
+            settings(&["--log-format=xml"], HUB),
+            Err(SettingsError::BadChoice {
+                flag: "--log-format",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn dry_run_metrics_and_health_settings() {
+        let s = settings(
+            &[
+                "--dry-run",
+                "--metrics-bind=127.0.0.1:9090",
+                "--health-failures=5",
+            ],
+            HUB,
+        )
+        .unwrap();
+        assert!(s.dry_run);
+        assert_eq!(s.metrics_bind.as_deref(), Some("127.0.0.1:9090"));
+        assert_eq!(s.health_failures, 5);
+        let defaults = settings(&[], HUB).unwrap();
+        assert!(
+            !defaults.dry_run && defaults.metrics_bind.is_none() && defaults.health_failures == 3
+        );
+        assert!(matches!(
+            settings(&["--health-failures=0"], HUB),
+            Err(SettingsError::OutOfRange {
+                flag: "--health-failures",
+                ..
+            })
+        ));
+        let mut env = HUB.to_vec();
+        env.push(("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"));
+        env.push(("JUPYTERHUB_SERVICE_PREFIX", "/services/idle-culler/"));
+        let managed = settings(&[], &env).unwrap();
+        assert_eq!(
+            managed.service_url.as_deref(),
+            Some("http://127.0.0.1:10101")
+        );
+        assert_eq!(
+            managed.service_prefix.as_deref(),
+            Some("/services/idle-culler/")
         );
     }
 

@@ -14,7 +14,7 @@ mod tls;
 mod version;
 
 pub use error::{HubError, REQUIRED_SCOPES};
-pub use models::{Pagination, Readiness, RejectedUser, Server, User, UserList};
+pub use models::{Pagination, Readiness, RejectedUser, Server, TokenOwner, User, UserList};
 pub use time::{BadTimestamp, Timestamp};
 pub use tls::{internal_ssl, system_roots, TlsError};
 pub use version::HubVersion;
@@ -197,6 +197,17 @@ impl HubClient {
         HubVersion::parse(&info.version).ok_or_else(|| HubError::BadBody {
             request: format!("GET {url}"),
             detail: format!("unreadable version {:?}", info.version),
+        })
+    }
+
+    /// `GET /user`: the token's owner and scopes, to check at start that
+    /// the hub shows what the policy rules match on.
+    pub async fn token_owner(&self) -> Result<TokenOwner, HubError> {
+        let url = format!("{}/user", self.base_url);
+        let body = self.get(&url, false).await?;
+        serde_json::from_slice(&body).map_err(|err| HubError::BadBody {
+            request: format!("GET {url}"),
+            detail: err.to_string(),
         })
     }
 

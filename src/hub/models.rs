@@ -223,6 +223,18 @@ impl UserList {
     }
 }
 
+/// `GET /user`: who the token belongs to, and what it may see.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct TokenOwner {
+    /// The service's (or user's) name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The token's scopes, expanded; `None` from hubs before 2.0, which
+    /// have no scopes.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+}
+
 /// `GET /` of the hub API.
 #[derive(Clone, Debug, Deserialize)]
 pub struct VersionInfo {

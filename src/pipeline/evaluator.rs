@@ -11,8 +11,10 @@ use super::Tally;
 use crate::hub::{DeleteOutcome, HubError, StopOutcome, User};
 use crate::logging::{debug, error, info, warning, Log};
 use crate::policy::{
-    judge_server, judge_user, CullPolicy, KeepUser, MaybeElapsed, ServerVerdict, UserVerdict,
+    judge_server, judge_user, CullPolicy, CullReason, Elapsed, KeepUser, MaybeElapsed,
+    ServerVerdict, UserVerdict,
 };
+use crate::report::{Action, Decision, Outcome, Records};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
@@ -26,25 +28,37 @@ pub struct EvaluatePage {
     pub users: Vec<User>,
 }
 
+/// How decisions are carried out and reported.
+#[derive(Default)]
+pub struct Mode {
+    /// `--dry-run`: decide and report, send no stop or delete.
+    pub dry_run: bool,
+    /// `--output=json`: where decision records go.
+    pub records: Option<Records>,
+}
+
 /// Judges users and dispatches commands; holds no per-pass state.
 pub struct Evaluator {
     policy: Rc<CullPolicy>,
     pool: ExecutorPool,
+    mode: Rc<Mode>,
     budget: Rc<RestartBudget>,
     log: Log,
 }
 
 impl Evaluator {
-    /// An evaluator applying `policy` through `pool`.
+    /// An evaluator applying `policy` through `pool`, as `mode` says.
     pub fn new(
         policy: CullPolicy,
         pool: ExecutorPool,
+        mode: Mode,
         budget: Rc<RestartBudget>,
         log: Log,
     ) -> Self {
         Evaluator {
             policy: Rc::new(policy),
             pool,
+            mode: Rc::new(mode),
             budget,
             log,
         }
@@ -90,6 +104,7 @@ impl Handler<EvaluatePage> for Evaluator {
                         UserJob {
                             policy: Rc::clone(&evaluator.policy),
                             pool: evaluator.pool.clone(),
+                            mode: Rc::clone(&evaluator.mode),
                             log: evaluator.log.clone(),
                             now,
                         }
@@ -119,6 +134,7 @@ impl Handler<EvaluatePage> for Evaluator {
 struct UserJob {
     policy: Rc<CullPolicy>,
     pool: ExecutorPool,
+    mode: Rc<Mode>,
     log: Log,
     now: DateTime<Utc>,
 }
@@ -143,44 +159,99 @@ impl UserJob {
             Some(servers) => Some(self.stop_servers(&user, &servers, &mut tally).await),
         };
 
-        match judge_user(&self.policy, self.now, &user, servers_alive) {
-            UserVerdict::Keep(KeepUser::UserCullingOff) => {}
-            UserVerdict::Keep(reason) => {
-                debug!(self.log, "Not culling user {}: {reason:?}", user.name)
-            }
-            UserVerdict::Cull { reason, idle, age } => {
-                let announce = format!(
-                    "Culling user {} (reason: {reason}, inactive for {}, age: {})",
-                    user.name,
-                    MaybeElapsed(idle),
-                    MaybeElapsed(age)
-                );
-                let command = DeleteUser {
-                    user: user.name.clone(),
+        let verdict = judge_user(&self.policy, self.now, &user, servers_alive);
+        let (reason, idle, age, rule) = match verdict {
+            UserVerdict::Keep(KeepUser::UserCullingOff) => return tally,
+            UserVerdict::Keep(keep) => {
+                debug!(self.log, "Not culling user {}: {keep:?}", user.name);
+                let (word, idle, age, rule) = match keep {
+                    KeepUser::ServersAlive(_) => ("servers running", None, None, None),
+                    KeepUser::ServersUnknown => ("servers unknown", None, None, None),
+                    KeepUser::Admin => ("admin", None, None, None),
+                    KeepUser::Exempt(rule) => ("never", None, None, Some(rule)),
+                    KeepUser::Recent { idle, age, rule } => ("active", idle, age, rule),
+                    KeepUser::UserCullingOff => unreachable!("returned above"),
                 };
-                match self.pool.call(command, Some(announce)).await {
-                    Ok(DeleteOutcome::Deleted) => tally.users_culled += 1,
-                    Ok(DeleteOutcome::Gone) => {
-                        info!(self.log, "User {} was already gone", user.name)
-                    }
-                    Ok(DeleteOutcome::Busy { message }) => {
-                        warning!(
-                            self.log,
-                            "User {} not deleted yet: {message}; the next pass tries again",
-                            user.name
-                        );
-                        tally.users_busy += 1;
-                    }
-                    Err(err) => self.failed(&format!("delete user {}", user.name), err, &mut tally),
-                }
+                // Only "never" and "active" come from the limits (a rule or
+                // the flags); the others come before any limit.
+                let judged = matches!(word, "never" | "active");
+                self.record(
+                    &user.name,
+                    None,
+                    Action::Keep,
+                    word,
+                    idle,
+                    age,
+                    rule,
+                    judged,
+                    None,
+                );
+                return tally;
             }
+            UserVerdict::Cull {
+                reason,
+                idle,
+                age,
+                rule,
+            } => (reason, idle, age, rule),
+        };
+        let why = self.why(reason, idle, age, rule);
+        if self.mode.dry_run {
+            info!(self.log, "Would cull user {} ({why})", user.name);
+            tally.users_culled += 1;
+            self.record_cull(
+                &user.name,
+                None,
+                Action::Delete,
+                reason,
+                idle,
+                age,
+                rule,
+                None,
+            );
+            return tally;
         }
+        let announce = format!("Culling user {} ({why})", user.name);
+        let command = DeleteUser {
+            user: user.name.clone(),
+        };
+        let outcome = match self.pool.call(command, Some(announce)).await {
+            Ok(DeleteOutcome::Deleted) => {
+                tally.users_culled += 1;
+                Outcome::Done
+            }
+            Ok(DeleteOutcome::Gone) => {
+                info!(self.log, "User {} was already gone", user.name);
+                Outcome::AlreadyGone
+            }
+            Ok(DeleteOutcome::Busy { message }) => {
+                warning!(
+                    self.log,
+                    "User {} not deleted yet: {message}; the next pass tries again",
+                    user.name
+                );
+                tally.users_busy += 1;
+                Outcome::NotYet
+            }
+            Err(err) => self.failed(&format!("delete user {}", user.name), err, &mut tally),
+        };
+        self.record_cull(
+            &user.name,
+            None,
+            Action::Delete,
+            reason,
+            idle,
+            age,
+            rule,
+            Some(outcome),
+        );
         tally
     }
 
     /// Judges each server and stops the cullable ones concurrently; returns
     /// how many are still running afterwards (kept, skipped, slow to stop or
-    /// not stopped).
+    /// not stopped). In a dry run, servers that would be stopped count as
+    /// stopped, so that the user's fate is what a real pass would decide.
     async fn stop_servers(
         &self,
         user: &User,
@@ -191,12 +262,46 @@ impl UserJob {
         let mut stops = Vec::new();
         for (name, server) in servers {
             let label = server_label(&user.name, name);
-            match judge_server(&self.policy, self.now, name, server) {
+            let verdict = judge_server(&self.policy, self.now, user, name, server);
+            let (reason, idle, age, rule) = match verdict {
                 ServerVerdict::Skip(reason) => {
                     warning!(self.log, "Not culling server {label}: {reason}");
                     alive += 1;
+                    let word = reason.to_string();
+                    self.record(
+                        &user.name,
+                        Some(name),
+                        Action::Skip,
+                        &word,
+                        None,
+                        None,
+                        None,
+                        false,
+                        None,
+                    );
+                    continue;
                 }
-                ServerVerdict::Keep { idle, age } => {
+                ServerVerdict::Exempt { rule } => {
+                    debug!(
+                        self.log,
+                        "Not culling server {label}: exempt ({})",
+                        self.policy.decided_by(Some(rule))
+                    );
+                    alive += 1;
+                    self.record(
+                        &user.name,
+                        Some(name),
+                        Action::Keep,
+                        "never",
+                        None,
+                        None,
+                        Some(rule),
+                        true,
+                        None,
+                    );
+                    continue;
+                }
+                ServerVerdict::Keep { idle, age, rule } => {
                     debug!(
                         self.log,
                         "Not culling server {label} (age: {}, inactive for {})",
@@ -204,56 +309,180 @@ impl UserJob {
                         MaybeElapsed(idle)
                     );
                     alive += 1;
-                }
-                ServerVerdict::Cull { reason, idle, age } => {
-                    let announce = format!(
-                        "Culling server {label} (reason: {reason}, inactive for {}, age: {})",
-                        MaybeElapsed(idle),
-                        MaybeElapsed(age)
+                    self.record(
+                        &user.name,
+                        Some(name),
+                        Action::Keep,
+                        "active",
+                        idle,
+                        age,
+                        rule,
+                        true,
+                        None,
                     );
-                    let command = StopServer {
-                        user: user.name.clone(),
-                        server: name.clone(),
-                        remove: self.policy.remove_named_servers && !name.is_empty(),
-                    };
-                    let pool = self.pool.clone();
-                    stops.push(async move { (label, pool.call(command, Some(announce)).await) });
+                    continue;
                 }
+                ServerVerdict::Cull {
+                    reason,
+                    idle,
+                    age,
+                    rule,
+                } => (reason, idle, age, rule),
+            };
+            let remove = self.policy.remove_named_servers && !name.is_empty();
+            let action = if remove { Action::Remove } else { Action::Stop };
+            let why = self.why(reason, idle, age, rule);
+            if self.mode.dry_run {
+                info!(self.log, "Would cull server {label} ({why})");
+                tally.servers_culled += 1;
+                self.record_cull(
+                    &user.name,
+                    Some(name),
+                    action,
+                    reason,
+                    idle,
+                    age,
+                    rule,
+                    None,
+                );
+                continue;
             }
+            let announce = format!("Culling server {label} ({why})");
+            let command = StopServer {
+                user: user.name.clone(),
+                server: name.clone(),
+                remove,
+            };
+            let pool = self.pool.clone();
+            let name = name.clone();
+            stops.push(async move {
+                let result = pool.call(command, Some(announce)).await;
+                (label, name, action, reason, idle, age, rule, result)
+            });
         }
-        for (label, result) in join_all(stops).await {
-            match result {
-                Ok(StopOutcome::Stopped) => tally.servers_culled += 1,
-                Ok(StopOutcome::Gone) => info!(self.log, "Server {label} was already gone"),
+        for (label, name, action, reason, idle, age, rule, result) in join_all(stops).await {
+            let outcome = match result {
+                Ok(StopOutcome::Stopped) => {
+                    tally.servers_culled += 1;
+                    Outcome::Done
+                }
+                Ok(StopOutcome::Gone) => {
+                    info!(self.log, "Server {label} was already gone");
+                    Outcome::AlreadyGone
+                }
                 Ok(StopOutcome::StillStopping) => {
                     warning!(self.log, "Server {label} is slow to stop");
                     tally.servers_still_stopping += 1;
                     alive += 1;
+                    Outcome::StillStopping
                 }
                 Err(err) => {
-                    self.failed(&format!("stop server {label}"), err, tally);
                     alive += 1;
+                    self.failed(&format!("stop server {label}"), err, tally)
                 }
-            }
+            };
+            self.record_cull(
+                &user.name,
+                Some(&name),
+                action,
+                reason,
+                idle,
+                age,
+                rule,
+                Some(outcome),
+            );
         }
         alive
     }
 
-    /// Counts and logs a command that did not succeed. Refusals are logged
-    /// once per pass by the Lister, culls not sent once in the summary.
-    fn failed(&self, what: &str, err: CommandError, tally: &mut Tally) {
+    /// The parenthesis of a cull line: upstream's words, plus the rule when
+    /// one decided (so that lines without rules read exactly as before).
+    fn why(
+        &self,
+        reason: CullReason,
+        idle: Option<Elapsed>,
+        age: Option<Elapsed>,
+        rule: Option<usize>,
+    ) -> String {
+        let mut why = format!(
+            "reason: {reason}, inactive for {}, age: {}",
+            MaybeElapsed(idle),
+            MaybeElapsed(age)
+        );
+        if rule.is_some() {
+            why.push_str(", ");
+            why.push_str(&self.policy.decided_by(rule));
+        }
+        why
+    }
+
+    /// Writes a decision record of a cull, when records are asked for.
+    #[allow(clippy::too_many_arguments)]
+    fn record_cull(
+        &self,
+        user: &str,
+        server: Option<&str>,
+        action: Action,
+        reason: CullReason,
+        idle: Option<Elapsed>,
+        age: Option<Elapsed>,
+        rule: Option<usize>,
+        outcome: Option<Outcome>,
+    ) {
+        let word = reason.to_string();
+        self.record(user, server, action, &word, idle, age, rule, true, outcome);
+    }
+
+    /// Writes a decision record, when records are asked for. `judged`: the
+    /// limits (a rule or the flags) decided, so `rule` is reported.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        user: &str,
+        server: Option<&str>,
+        action: Action,
+        reason: &str,
+        idle: Option<Elapsed>,
+        age: Option<Elapsed>,
+        rule: Option<usize>,
+        judged: bool,
+        outcome: Option<Outcome>,
+    ) {
+        let Some(records) = &self.mode.records else {
+            return;
+        };
+        records.write(&Decision {
+            user: user.to_owned(),
+            server: server.map(str::to_owned),
+            action,
+            reason: reason.to_owned(),
+            idle_seconds: idle.map(|e| e.0),
+            age_seconds: age.map(|e| e.0),
+            rule: judged.then(|| self.policy.decided_by(rule)),
+            dry_run: self.mode.dry_run,
+            outcome,
+        });
+    }
+
+    /// Counts and logs a command that did not succeed, and says what became
+    /// of it. Refusals are logged once per pass by the Lister, culls not
+    /// sent once in the summary.
+    fn failed(&self, what: &str, err: CommandError, tally: &mut Tally) -> Outcome {
         match err {
             CommandError::Hub(err @ HubError::Forbidden { .. }) => {
                 debug!(self.log, "Could not {what}: {err}");
                 tally.refused(&err);
+                Outcome::Refused
             }
             CommandError::NotSent(_) => {
                 debug!(self.log, "Did not {what}: {err}");
                 tally.not_sent += 1;
+                Outcome::NotSent
             }
             err => {
                 error!(self.log, "Failed to {what}: {err}");
                 tally.errors += 1;
+                Outcome::Failed
             }
         }
     }

@@ -12,7 +12,7 @@ use super::chaos::{self, Site};
 use super::guard::{self, guarded, RestartBudget, Restartable};
 use super::shutdown::Shutdown;
 use crate::hub::{
-    DeleteOutcome, HubClient, HubError, HubVersion, StopOutcome, UserList, UserQuery,
+    DeleteOutcome, HubClient, HubError, HubVersion, StopOutcome, TokenOwner, UserList, UserQuery,
 };
 use crate::logging::{info, Log};
 use actix::prelude::*;
@@ -41,6 +41,20 @@ impl Call for GetVersion {
     }
     fn run(self, client: HubClient) -> LocalBoxFuture<'static, Result<HubVersion, HubError>> {
         Box::pin(async move { client.version().await })
+    }
+}
+
+/// `GET /user`: the token's owner and scopes.
+#[derive(Clone, Copy, Debug)]
+pub struct GetTokenOwner;
+
+impl Call for GetTokenOwner {
+    type Output = TokenOwner;
+    fn describe(&self) -> String {
+        "GET /user".to_owned()
+    }
+    fn run(self, client: HubClient) -> LocalBoxFuture<'static, Result<TokenOwner, HubError>> {
+        Box::pin(async move { client.token_owner().await })
     }
 }
 
@@ -215,6 +229,7 @@ mod tests {
     #[test]
     fn requests_describe_themselves_for_the_log() {
         assert_eq!(GetVersion.describe(), "GET /");
+        assert_eq!(GetTokenOwner.describe(), "GET /user");
         let page = UserQuery {
             offset: Some(50),
             ..UserQuery::default()

@@ -14,16 +14,20 @@
 
 use super::chaos::{self, Site};
 use super::evaluator::{EvaluatePage, Evaluator};
-use super::executor::{GetVersion, ListUsers};
+use super::executor::{GetTokenOwner, GetVersion, ListUsers};
 use super::guard::{self, guarded, RestartBudget, Restartable};
 use super::pool::{CommandError, ExecutorPool, NotSent};
 use super::walk::{Filter, PageRequest, PageSeen, PageWalk};
 use super::Tally;
+use crate::exit::Exit;
 use crate::hub::{HubError, HubVersion, UserList, UserQuery, UserState};
 use crate::logging::{debug, error, info, warning, Log};
+use crate::rules::ScopeNeed;
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
+use std::cell::Cell;
 use std::collections::BTreeSet;
+use std::rc::Rc;
 
 /// Run one whole pass; answered with what it did.
 #[derive(Debug, Clone, Copy, Message)]
@@ -43,6 +47,10 @@ struct Walk {
     evaluator: Addr<Evaluator>,
     page_size: Option<u64>,
     cull_users: bool,
+    /// The scopes the policy rules need, checked once against the token.
+    scope_needs: Rc<[ScopeNeed]>,
+    /// Whether that check was done (it survives the Lister's restarts).
+    scopes_checked: Rc<Cell<bool>>,
     log: Log,
 }
 
@@ -56,6 +64,7 @@ impl Lister {
         evaluator: Addr<Evaluator>,
         page_size: Option<u64>,
         cull_users: bool,
+        scope_needs: Vec<ScopeNeed>,
         budget: std::rc::Rc<RestartBudget>,
         log: Log,
     ) -> Self {
@@ -65,6 +74,8 @@ impl Lister {
                 evaluator,
                 page_size,
                 cull_users,
+                scope_needs: scope_needs.into(),
+                scopes_checked: Rc::new(Cell::new(false)),
                 log,
             },
             budget,
@@ -149,6 +160,15 @@ impl Walk {
             }
         };
         debug!(self.log, "JupyterHub {version}");
+        if !self.scopes_checked.get() && !self.scope_needs.is_empty() {
+            match self.check_scopes(&version).await {
+                Ok(()) => self.scopes_checked.set(true),
+                Err(tally) => {
+                    pass.add(tally, &self.log);
+                    return pass.tally;
+                }
+            }
+        }
         if version.has_state_filter() {
             // Upstream's order: users without servers first, then the users
             // with ready servers (whose deletion follows their servers' stops).
@@ -162,6 +182,44 @@ impl Walk {
             self.list(&version, None, &mut pass).await;
         }
         pass.tally
+    }
+
+    /// Checks, before anything is culled, that the token's scopes show
+    /// what the policy rules match on: a rule on groups the hub hides would
+    /// never match, and its exemptions would silently not protect anyone.
+    /// A token that cannot show them stops the culler (exit 2).
+    async fn check_scopes(&self, version: &HubVersion) -> Result<(), Tally> {
+        let scopes = match self.pool.call(GetTokenOwner, None).await {
+            Ok(owner) => owner.scopes,
+            // Hubs before 2.0 have no /user scopes to read.
+            Err(CommandError::Hub(HubError::Status { status: 404, .. })) => None,
+            Err(err) => return Err(self.failed("Cannot check the token's scopes", err)),
+        };
+        let Some(scopes) = scopes else {
+            warning!(
+                self.log,
+                "JupyterHub {version} does not list the token's scopes: cannot check that it shows what the policy rules match on"
+            );
+            return Ok(());
+        };
+        let missing: Vec<_> = self
+            .scope_needs
+            .iter()
+            .filter(|need| !need.met_by(&scopes))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        for need in &missing {
+            error!(self.log, "{need}");
+        }
+        error!(
+            self.log,
+            "Stopping before culling anything: the policy rules cannot be applied with this token (its scopes: {})",
+            scopes.join(", ")
+        );
+        System::current().stop_with_code(Exit::Usage.code());
+        Err(Tally::failure())
     }
 
     /// Walks one listing (one `state`) to the end, as [`PageWalk`] plans:

@@ -100,6 +100,16 @@ impl AddAssign for Tally {
     }
 }
 
+impl Tally {
+    /// The summary of a dry run: what would have been culled.
+    pub fn dry_run_summary(&self) -> String {
+        format!(
+            "{} users seen, {} servers would be culled, {} users would be culled, {} errors",
+            self.users_seen, self.servers_culled, self.users_culled, self.errors
+        )
+    }
+}
+
 impl fmt::Display for Tally {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

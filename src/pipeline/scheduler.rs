@@ -37,6 +37,8 @@ pub struct Scheduler {
     lister: Addr<Lister>,
     every: Duration,
     once: bool,
+    /// `--dry-run`: the summary says "would be culled".
+    dry_run: bool,
     /// When the pass in progress started.
     running: Option<Instant>,
     shutdown: Rc<Shutdown>,
@@ -51,6 +53,7 @@ impl Scheduler {
         lister: Addr<Lister>,
         every: Duration,
         once: bool,
+        dry_run: bool,
         shutdown: Rc<Shutdown>,
         budget: Rc<RestartBudget>,
         log: Log,
@@ -59,6 +62,7 @@ impl Scheduler {
             lister,
             every,
             once,
+            dry_run,
             running: None,
             shutdown,
             budget,
@@ -171,7 +175,15 @@ impl Scheduler {
             System::current().stop_with_code(self.stop_code(signal));
             return;
         }
-        info!(self.log, "Pass finished in {took:.2} s: {tally}");
+        if self.dry_run {
+            info!(
+                self.log,
+                "Dry run finished in {took:.2} s: {}",
+                tally.dry_run_summary()
+            );
+        } else {
+            info!(self.log, "Pass finished in {took:.2} s: {tally}");
+        }
         if self.once {
             let exit = if tally.errors == 0 {
                 Exit::Clean

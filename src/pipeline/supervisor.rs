@@ -8,7 +8,7 @@
 //! or SIGTERM lets the requests on the wire finish, a second one stops at
 //! once.
 
-use super::evaluator::Evaluator;
+use super::evaluator::{Evaluator, Mode};
 use super::executor::Executor;
 use super::guard::{RestartBudget, RestartLimit};
 use super::lister::Lister;
@@ -18,6 +18,8 @@ use super::shutdown::Shutdown;
 use crate::exit::{Exit, Signal};
 use crate::hub::HubClient;
 use crate::logging::{info, warning, Log};
+use crate::report::Records;
+use crate::rules::required_scopes;
 use crate::settings::Settings;
 use actix::prelude::*;
 use std::rc::Rc;
@@ -68,7 +70,14 @@ pub fn start(settings: &Settings, log: &Log) -> Pipeline {
             Rc::clone(&budget),
             log.clone(),
         );
-        actix::Supervisor::start(move |_| Evaluator::new(policy, pool, budget, log))
+        let (dry_run, json_output) = (settings.dry_run, settings.json_output);
+        actix::Supervisor::start(move |_| {
+            let mode = Mode {
+                dry_run,
+                records: json_output.then(Records::stdout),
+            };
+            Evaluator::new(policy, pool, mode, budget, log)
+        })
     };
     let lister = {
         let (pool, evaluator, budget, log) = (
@@ -78,28 +87,33 @@ pub fn start(settings: &Settings, log: &Log) -> Pipeline {
             log.clone(),
         );
         let (page_size, cull_users) = (settings.api_page_size, settings.policy.cull_users);
+        let needs = required_scopes(&settings.policy.rules);
         actix::Supervisor::start(move |_| {
-            Lister::new(pool, evaluator, page_size, cull_users, budget, log)
+            Lister::new(pool, evaluator, page_size, cull_users, needs, budget, log)
         })
     };
     let scheduler = {
-        let (lister, every, once, shutdown, budget, log) = (
+        let (lister, every, once, dry_run, shutdown, budget, log) = (
             lister.clone(),
             settings.cull_every,
             settings.once,
+            settings.dry_run,
             Rc::clone(&shutdown),
             Rc::clone(&budget),
             log.clone(),
         );
         actix::Supervisor::start(move |_| {
-            Scheduler::new(lister, every, once, shutdown, budget, log)
+            Scheduler::new(lister, every, once, dry_run, shutdown, budget, log)
         })
     };
-    let schedule = if settings.once {
+    let mut schedule = if settings.once {
         "once".to_owned()
     } else {
         format!("every {} s", settings.cull_every.as_secs())
     };
+    if settings.dry_run {
+        schedule.push_str(" (dry run: nothing is stopped or deleted)");
+    }
     info!(
         log,
         "Culling servers idle for {} s, {schedule}, via {} ({} requests at most at once)",

@@ -4,12 +4,15 @@
 //! JupyterHub launcher and the helper that runs the culler binary;
 //! `fake_hub_faults` tests the fake hub itself.
 
+mod config_file;
+mod dry_run;
 mod fake_hub_faults;
 mod faults;
 mod graceful_stop;
 mod hub_answers;
 mod logs;
 mod pipeline;
+mod policy_rules;
 mod properties;
 mod real_hub;
 mod supervision;

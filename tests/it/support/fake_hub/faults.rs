@@ -192,7 +192,7 @@ impl Matcher {
             && self
                 .query_contains
                 .as_deref()
-                .map_or(true, |needle| query.contains(needle))
+                .is_none_or(|needle| query.contains(needle))
     }
 }
 

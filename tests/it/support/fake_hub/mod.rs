@@ -62,6 +62,7 @@ pub struct HubConfig {
     page_default_limit: usize,
     page_max_limit: usize,
     minimal_scopes: bool,
+    scopes: Option<Vec<String>>,
     naive_timestamps: bool,
     latency: Duration,
     delete_latency: Option<Duration>,
@@ -81,6 +82,7 @@ impl Default for HubConfig {
             page_default_limit: 50,
             page_max_limit: 200,
             minimal_scopes: false,
+            scopes: None,
             naive_timestamps: false,
             latency: Duration::ZERO,
             delete_latency: None,
@@ -130,6 +132,31 @@ impl HubConfig {
     pub fn minimal_scopes(mut self) -> Self {
         self.minimal_scopes = true;
         self
+    }
+
+    /// Sets the scopes `GET /user` reports for the token (by default those
+    /// the models are shown with: the documented culler scopes, plus
+    /// `read:users:groups` unless [`HubConfig::minimal_scopes`]).
+    pub fn token_scopes(mut self, scopes: &[&str]) -> Self {
+        self.scopes = Some(scopes.iter().map(|s| s.to_string()).collect());
+        self
+    }
+
+    /// The scopes `GET /user` reports.
+    pub(super) fn scopes(&self) -> Vec<String> {
+        if let Some(scopes) = &self.scopes {
+            return scopes.clone();
+        }
+        let mut scopes = vec![
+            "delete:servers",
+            "list:users",
+            "read:servers",
+            "read:users:activity",
+        ];
+        if !self.minimal_scopes {
+            scopes.push("read:users:groups");
+        }
+        scopes.into_iter().map(str::to_owned).collect()
     }
 
     /// Sends timestamps without a zone, like some older hubs (meant as UTC).

@@ -114,6 +114,9 @@ pub struct FakeUser {
     pub last_activity: Option<DateTime<Utc>>,
     /// Servers by name, active or stopped.
     pub servers: BTreeMap<String, FakeServer>,
+    /// The groups the user belongs to (shown only with full scopes, as
+    /// `read:users:groups` does).
+    pub groups: Vec<String>,
     /// Fault: stopping any of this user's servers answers 202 and leaves the
     /// server pending "stop" (still active), like a spawner slower than the
     /// hub's `slow_stop_timeout`.
@@ -129,6 +132,7 @@ impl FakeUser {
             created: Utc::now(),
             last_activity: None,
             servers: BTreeMap::new(),
+            groups: Vec::new(),
             slow_stop: false,
         }
     }
@@ -164,6 +168,12 @@ impl FakeUser {
     /// Adds (or replaces) a server.
     pub fn server(mut self, server: FakeServer) -> Self {
         self.servers.insert(server.name.clone(), server);
+        self
+    }
+
+    /// Adds a group membership.
+    pub fn group(mut self, group: &str) -> Self {
+        self.groups.push(group.to_owned());
         self
     }
 

@@ -24,6 +24,8 @@ pub(super) enum Route {
     Version,
     /// `GET /users`.
     ListUsers,
+    /// `GET /user`: who the token belongs to, with its scopes.
+    WhoAmI,
     /// `GET /users/{name}`.
     GetUser(String),
     /// `DELETE /users/{name}`.
@@ -72,6 +74,7 @@ impl Parsed {
         match self.route {
             Route::Version => RequestKind::Version,
             Route::ListUsers => RequestKind::ListUsers,
+            Route::WhoAmI => RequestKind::WhoAmI,
             Route::GetUser(_) => RequestKind::GetUser,
             Route::DeleteUser(_) => RequestKind::DeleteUser,
             Route::StopServer { .. } => RequestKind::StopServer,
@@ -97,6 +100,7 @@ impl Route {
         let (route, allowed): (Route, &[&str]) = match segs.as_slice() {
             [] | [""] => (Route::Version, &["GET"]),
             ["users"] | ["users", ""] => (Route::ListUsers, &["GET"]),
+            ["user"] => (Route::WhoAmI, &["GET"]),
             ["users", name] => {
                 if method == "DELETE" {
                     (Route::DeleteUser(name.to_string()), &["DELETE"])
@@ -152,6 +156,15 @@ pub(super) fn answer(s: &mut HubState, req: &Request, parsed: &Parsed) -> Respon
     let response = match &parsed.route {
         Route::Version => Response::json(200, &json!({ "version": s.config.version })),
         Route::ListUsers => list_users(s, req),
+        Route::WhoAmI => Response::json(
+            200,
+            &json!({
+                "kind": "service",
+                "name": "idle-culler",
+                "roles": ["idle-culler-role"],
+                "scopes": s.config.scopes(),
+            }),
+        ),
         Route::GetUser(name) => match s.user(name) {
             Some(user) => Response::json(200, &user_model(&s.config, user)),
             None => error(404, None),
@@ -437,7 +450,7 @@ fn user_model(config: &HubConfig, user: &FakeUser) -> Value {
                 Value::Null
             },
         );
-        m.insert("groups".into(), json!([]));
+        m.insert("groups".into(), json!(user.groups));
         m.insert("created".into(), timestamp(config, Some(user.created)));
     }
     m.insert("name".into(), Value::String(user.name.clone()));

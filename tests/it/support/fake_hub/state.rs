@@ -17,6 +17,8 @@ pub enum RequestKind {
     Version,
     /// `GET /hub/api/users`.
     ListUsers,
+    /// `GET /hub/api/user`.
+    WhoAmI,
     /// `GET /hub/api/users/{name}`.
     GetUser,
     /// `DELETE /hub/api/users/{name}/server` or `…/servers/{server}`.

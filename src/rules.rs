@@ -1,0 +1,495 @@
+//! Policy rules: "GPU servers after 30 minutes, instructors never", as data.
+//!
+//! Upstream's answer to per-case policy is `cull_arbiter_hook`, Python code
+//! in the culler's config; this culler cannot run Python, and operators
+//! should not have to write code. A rule matches users and servers on what
+//! the hub reports (user name, group membership, admin flag, server name,
+//! values of the server's `user_options` such as KubeSpawner's `profile`)
+//! and sets the idle `timeout`, the `max_age`, or `never` (exempt). Rules
+//! are tried in order; the first that matches decides, and where it is
+//! silent (a rule that only sets `timeout` keeps `--max-age`) the flags do;
+//! no match falls back to the flags alone. This module only matches: the
+//! decisions stay in [`crate::policy`], pure like these.
+
+use crate::hub::{Server, User};
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One rule, as written in the config file's `[[rules]]` tables.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// A name for logs and decision records; "rule N" when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The user's name, exact or a glob (`*`, `?`).
+    #[serde(default)]
+    pub user: Option<Pattern>,
+    /// A group the user belongs to, exact or a glob (needs the
+    /// `read:users:groups` scope: the hub hides groups otherwise).
+    #[serde(default)]
+    pub group: Option<Pattern>,
+    /// Whether the user is an admin.
+    #[serde(default)]
+    pub admin: Option<bool>,
+    /// Which servers: `"default"`, `"named"`, or a glob on the server name.
+    #[serde(default)]
+    pub server: Option<ServerPattern>,
+    /// Values of the server's `user_options` (what the user chose at spawn),
+    /// by key or dotted path (`"profile"`, `"image.tag"`): a string (exact
+    /// or glob), a number or a boolean.
+    #[serde(default)]
+    pub user_options: BTreeMap<String, OptionValue>,
+    /// Idle seconds after which what matches is culled.
+    #[serde(default)]
+    pub timeout: Option<u64>,
+    /// Seconds after which what matches is culled even when active; 0: never
+    /// by age.
+    #[serde(default)]
+    pub max_age: Option<u64>,
+    /// Never cull what matches.
+    #[serde(default)]
+    pub never: bool,
+}
+
+/// What a rule is missing, or holds that contradicts itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuleError {
+    /// It sets neither `timeout`, `max_age` nor `never`.
+    NoAction(String),
+    /// `never` with a `timeout` or `max_age`.
+    NeverAndTimes(String),
+    /// A pattern that is empty.
+    EmptyPattern(String),
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuleError::NoAction(rule) => write!(
+                f,
+                "{rule} sets nothing: give it timeout = SECONDS, max_age = SECONDS or never = true"
+            ),
+            RuleError::NeverAndTimes(rule) => write!(
+                f,
+                "{rule} says never = true and also a timeout or max_age: keep one"
+            ),
+            RuleError::EmptyPattern(rule) => {
+                write!(
+                    f,
+                    "{rule} has an empty pattern; use \"*\" to match anything"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for RuleError {}
+
+impl Rule {
+    /// Its name in logs: the given name, else "rule N" (1-based).
+    pub fn label(&self, index: usize) -> String {
+        match &self.name {
+            Some(name) => format!("rule {name:?}"),
+            None => format!("rule {}", index + 1),
+        }
+    }
+
+    /// Checks that the rule says something and does not contradict itself.
+    pub fn check(&self, index: usize) -> Result<(), RuleError> {
+        let label = self.label(index);
+        if self.never && (self.timeout.is_some() || self.max_age.is_some()) {
+            return Err(RuleError::NeverAndTimes(label));
+        }
+        if !self.never && self.timeout.is_none() && self.max_age.is_none() {
+            return Err(RuleError::NoAction(label));
+        }
+        let patterns = [&self.user, &self.group].into_iter().flatten().chain(
+            self.user_options.values().filter_map(|v| match v {
+                OptionValue::Text(pattern) => Some(pattern),
+                _ => None,
+            }),
+        );
+        if patterns.into_iter().any(|p| p.0.is_empty()) {
+            return Err(RuleError::EmptyPattern(label));
+        }
+        Ok(())
+    }
+
+    /// Whether it looks at servers (their name or options): such a rule
+    /// never decides about deleting a user.
+    pub fn is_about_servers(&self) -> bool {
+        self.server.is_some() || !self.user_options.is_empty()
+    }
+
+    /// Whether it needs the users' groups, which the hub shows only with
+    /// `read:users:groups`.
+    pub fn needs_groups(&self) -> bool {
+        self.group.is_some()
+    }
+
+    /// Whether it matches this user (the user-level conditions only).
+    pub fn matches_user(&self, user: &User) -> bool {
+        self.user.as_ref().is_none_or(|p| p.matches(&user.name))
+            && self.admin.is_none_or(|admin| user.admin == Some(admin))
+            && self.group.as_ref().is_none_or(|p| {
+                user.groups
+                    .as_deref()
+                    .is_some_and(|groups| groups.iter().any(|g| p.matches(g)))
+            })
+    }
+
+    /// Whether it matches this server of this user (`name` "" is the
+    /// default server).
+    pub fn matches_server(&self, user: &User, name: &str, server: &Server) -> bool {
+        self.matches_user(user)
+            && self.server.as_ref().is_none_or(|p| p.matches(name))
+            && self.user_options.iter().all(|(path, expected)| {
+                server
+                    .user_options
+                    .as_ref()
+                    .and_then(|options| lookup(options, path))
+                    .is_some_and(|value| expected.matches(value))
+            })
+    }
+}
+
+/// A scope a rule needs the culler's token to have, because without it the
+/// hub hides the field the rule matches on (and the rule would silently
+/// never match: an instructor culled because their groups were hidden).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScopeNeed {
+    /// The rule, as labelled in logs.
+    pub rule: String,
+    /// The field of the hub's model it matches on.
+    pub field: &'static str,
+    /// The scope that shows that field.
+    pub scope: &'static str,
+    /// Broader scopes that include it.
+    pub implied_by: &'static [&'static str],
+}
+
+impl ScopeNeed {
+    /// Whether the token's scopes (as `GET /user` lists them) show the
+    /// field. A filtered scope (`read:users:groups!group=x`) counts: the
+    /// rule then sees the users that scope shows.
+    pub fn met_by(&self, scopes: &[String]) -> bool {
+        scopes.iter().any(|granted| {
+            let base = granted.split('!').next().unwrap_or(granted);
+            base == self.scope || self.implied_by.contains(&base)
+        })
+    }
+}
+
+impl std::fmt::Display for ScopeNeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} matches on {}, which the hub shows only with the {} scope; add {} to the culler's role",
+            self.rule, self.field, self.scope, self.scope
+        )
+    }
+}
+
+/// The scopes `rules` need beyond the culler's documented ones.
+pub fn required_scopes(rules: &[Rule]) -> Vec<ScopeNeed> {
+    let mut needs = Vec::new();
+    for (index, rule) in rules.iter().enumerate() {
+        if rule.needs_groups() {
+            needs.push(ScopeNeed {
+                rule: rule.label(index),
+                field: "groups",
+                scope: "read:users:groups",
+                implied_by: &["read:users", "admin:users"],
+            });
+        }
+        if !rule.user_options.is_empty() {
+            needs.push(ScopeNeed {
+                rule: rule.label(index),
+                field: "the servers' user_options",
+                scope: "read:servers",
+                implied_by: &["admin:servers"],
+            });
+        }
+    }
+    needs
+}
+
+/// A name to match: exact, or a glob where `*` is any run of characters and
+/// `?` any one character.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Pattern(pub String);
+
+impl Pattern {
+    /// Whether `text` matches.
+    pub fn matches(&self, text: &str) -> bool {
+        glob(
+            &self.0.chars().collect::<Vec<_>>(),
+            &text.chars().collect::<Vec<_>>(),
+        )
+    }
+}
+
+/// Glob matching with backtracking over the last `*` only: linear enough
+/// for names, and no recursion to blow up on hostile patterns.
+fn glob(pattern: &[char], text: &[char]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some('*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some('?') => {
+                p += 1;
+                t += 1;
+            }
+            Some(&c) if c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((star_p, star_t)) => {
+                    p = star_p + 1;
+                    t = star_t + 1;
+                    star = Some((star_p, star_t + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == '*')
+}
+
+/// Which servers a rule is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerPattern {
+    /// The default server (name "").
+    Default,
+    /// Any named server.
+    Named,
+    /// Named servers whose name matches.
+    Name(Pattern),
+}
+
+impl ServerPattern {
+    /// Whether the server called `name` ("" is the default) matches.
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            ServerPattern::Default => name.is_empty(),
+            ServerPattern::Named => !name.is_empty(),
+            ServerPattern::Name(pattern) => !name.is_empty() && pattern.matches(name),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ServerPattern {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(match text.as_str() {
+            "default" => ServerPattern::Default,
+            "named" => ServerPattern::Named,
+            _ => ServerPattern::Name(Pattern(text)),
+        })
+    }
+}
+
+/// An expected value in `user_options`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum OptionValue {
+    /// A string, exact or glob.
+    Text(Pattern),
+    /// A boolean.
+    Flag(bool),
+    /// A number (integers and floats compare by value).
+    Number(f64),
+}
+
+impl OptionValue {
+    /// Whether the option's actual value matches.
+    fn matches(&self, actual: &serde_json::Value) -> bool {
+        match (self, actual) {
+            (OptionValue::Text(pattern), serde_json::Value::String(text)) => pattern.matches(text),
+            (OptionValue::Flag(expected), serde_json::Value::Bool(actual)) => expected == actual,
+            (OptionValue::Number(expected), serde_json::Value::Number(actual)) => {
+                actual.as_f64() == Some(*expected)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The value at a key, or at a dotted path of keys, of a JSON object.
+fn lookup<'a>(value: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    value
+        .get(path)
+        .or_else(|| path.split('.').try_fold(value, |value, key| value.get(key)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::Readiness;
+    use serde_json::json;
+
+    fn user(name: &str, admin: bool, groups: Option<&[&str]>) -> User {
+        User {
+            name: name.into(),
+            admin: Some(admin),
+            last_activity: None,
+            created: None,
+            servers: Some(BTreeMap::new()),
+            server: None,
+            pending: None,
+            groups: groups.map(|g| g.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    fn server(options: serde_json::Value) -> Server {
+        Server {
+            name: String::new(),
+            ready: Readiness::Ready,
+            pending: None,
+            started: None,
+            last_activity: None,
+            url: None,
+            user_options: Some(options),
+        }
+    }
+
+    fn rule(toml_text: &str) -> Rule {
+        toml::from_str(toml_text).unwrap_or_else(|e| panic!("{toml_text}: {e}"))
+    }
+
+    #[test]
+    fn globs_match_runs_and_single_characters() {
+        let p = |s: &str| Pattern(s.into());
+        assert!(p("alice").matches("alice"));
+        assert!(!p("alice").matches("alice2"));
+        assert!(p("student-*").matches("student-42"));
+        assert!(p("student-*").matches("student-"));
+        assert!(!p("student-*").matches("teacher-1"));
+        assert!(p("*@example.org").matches("carol@example.org"));
+        assert!(p("a?c").matches("abc") && !p("a?c").matches("ac"));
+        assert!(p("*a*b*").matches("xxaxxbxx") && !p("*a*b*").matches("xxbxxaxx"));
+        assert!(p("*").matches(""));
+        assert!(p("é*").matches("émile"));
+    }
+
+    #[test]
+    fn user_conditions_are_all_required() {
+        let r = rule("user = \"a*\"\ngroup = \"instructors\"\nadmin = false\nnever = true");
+        assert!(r.matches_user(&user("ann", false, Some(&["instructors", "x"]))));
+        assert!(!r.matches_user(&user("bob", false, Some(&["instructors"]))));
+        assert!(!r.matches_user(&user("ann", true, Some(&["instructors"]))));
+        assert!(!r.matches_user(&user("ann", false, Some(&["students"]))));
+        // Groups hidden by the token's scopes: no match (the start-up check
+        // refuses such a configuration before it matters).
+        assert!(!r.matches_user(&user("ann", false, None)));
+    }
+
+    #[test]
+    fn server_conditions_name_the_default_named_or_a_glob() {
+        let u = user("ann", false, Some(&[]));
+        let s = server(json!({}));
+        let default = rule("server = \"default\"\ntimeout = 1");
+        let named = rule("server = \"named\"\ntimeout = 1");
+        let gpu = rule("server = \"gpu-*\"\ntimeout = 1");
+        assert!(default.matches_server(&u, "", &s) && !default.matches_server(&u, "lab", &s));
+        assert!(named.matches_server(&u, "lab", &s) && !named.matches_server(&u, "", &s));
+        assert!(gpu.matches_server(&u, "gpu-1", &s) && !gpu.matches_server(&u, "lab", &s));
+        assert!(!gpu.matches_server(&u, "", &s));
+    }
+
+    #[test]
+    fn user_options_match_by_key_or_path_and_type() {
+        let u = user("ann", false, Some(&[]));
+        let options =
+            json!({"profile": "gpu-large", "image": {"tag": "2024"}, "cpus": 8, "spot": true});
+        let s = server(options);
+        assert!(
+            rule("user_options = { profile = \"gpu*\" }\ntimeout = 1").matches_server(&u, "", &s)
+        );
+        assert!(
+            rule("user_options = { \"image.tag\" = \"2024\" }\ntimeout = 1")
+                .matches_server(&u, "", &s)
+        );
+        assert!(rule("user_options = { cpus = 8 }\ntimeout = 1").matches_server(&u, "", &s));
+        assert!(rule("user_options = { spot = true }\ntimeout = 1").matches_server(&u, "", &s));
+        assert!(!rule("user_options = { spot = false }\ntimeout = 1").matches_server(&u, "", &s));
+        assert!(!rule("user_options = { cpus = \"8\" }\ntimeout = 1").matches_server(&u, "", &s));
+        assert!(!rule("user_options = { missing = \"x\" }\ntimeout = 1").matches_server(&u, "", &s));
+        let none = Server {
+            user_options: None,
+            ..server(json!({}))
+        };
+        assert!(
+            !rule("user_options = { profile = \"*\" }\ntimeout = 1").matches_server(&u, "", &none)
+        );
+    }
+
+    #[test]
+    fn a_rule_must_say_something_and_not_contradict_itself() {
+        assert_eq!(
+            rule("name = \"x\"\nuser = \"a\"").check(0),
+            Err(RuleError::NoAction("rule \"x\"".into()))
+        );
+        assert_eq!(
+            rule("never = true\ntimeout = 5").check(2),
+            Err(RuleError::NeverAndTimes("rule 3".into()))
+        );
+        assert_eq!(
+            rule("user = \"\"\ntimeout = 5").check(0),
+            Err(RuleError::EmptyPattern("rule 1".into()))
+        );
+        assert_eq!(rule("max_age = 0").check(0), Ok(()));
+        assert!(toml::from_str::<Rule>("users = \"a\"\ntimeout = 1").is_err());
+    }
+
+    #[test]
+    fn rules_on_groups_or_options_need_the_scopes_that_show_them() {
+        let rules = [
+            rule("name = \"staff\"\ngroup = \"staff\"\nnever = true"),
+            rule("user = \"x\"\nnever = true"),
+            rule("user_options = { profile = \"gpu\" }\ntimeout = 1"),
+        ];
+        let needs = required_scopes(&rules);
+        assert_eq!(needs.len(), 2);
+        assert_eq!(
+            (needs[0].rule.as_str(), needs[0].scope),
+            ("rule \"staff\"", "read:users:groups")
+        );
+        assert_eq!(
+            (needs[1].rule.as_str(), needs[1].scope),
+            ("rule 3", "read:servers")
+        );
+        let granted = |scopes: &[&str]| scopes.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(needs[0].met_by(&granted(&["list:users", "read:users:groups"])));
+        assert!(needs[0].met_by(&granted(&["read:users:groups!group=staff"])));
+        assert!(needs[0].met_by(&granted(&["admin:users"])));
+        assert!(!needs[0].met_by(&granted(&[
+            "list:users",
+            "read:users:activity",
+            "read:users:name"
+        ])));
+        assert!(needs[1].met_by(&granted(&["read:servers"])));
+        let line = needs[0].to_string();
+        assert!(
+            line.contains("groups") && line.contains("add read:users:groups"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn rules_about_servers_do_not_decide_about_users() {
+        assert!(rule("server = \"named\"\ntimeout = 1").is_about_servers());
+        assert!(rule("user_options = { profile = \"gpu\" }\ntimeout = 1").is_about_servers());
+        assert!(!rule("group = \"x\"\nnever = true").is_about_servers());
+        assert!(rule("group = \"x\"\nnever = true").needs_groups());
+        assert!(!rule("user = \"x\"\nnever = true").needs_groups());
+    }
+}
