@@ -24,6 +24,7 @@
 //!   Cargo.toml: slog otherwise compiles debug lines out of them).
 
 use crate::policy::Elapsed;
+pub use crate::report::Action;
 use chrono::{SecondsFormat, Utc};
 use serde::ser::{SerializeMap, Serializer as _};
 use slog::{o, Drain};
@@ -102,35 +103,6 @@ impl fmt::Display for LogFormat {
     }
 }
 
-/// What a decision line did, as a closed set an aggregator can count on
-/// (`action="stop"` counts servers culled) instead of parsing messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// A server is stopped (`"stop"`).
-    Stop,
-    /// A named server is stopped and removed, `--remove-named-servers` (`"remove"`).
-    Remove,
-    /// A user is deleted, `--cull-users` (`"delete"`).
-    Delete,
-    /// Judged and kept: not idle or old enough (`"keep"`).
-    Keep,
-    /// Not judged at all: pending, not ready, or no timestamps (`"skip"`).
-    Skip,
-}
-
-impl Action {
-    /// The JSON spelling.
-    fn as_str(self) -> &'static str {
-        match self {
-            Action::Stop => "stop",
-            Action::Remove => "remove",
-            Action::Delete => "delete",
-            Action::Keep => "keep",
-            Action::Skip => "skip",
-        }
-    }
-}
-
 /// The structured side of a line, for the JSON format: which user and
 /// server a decision was about, what was done and why, and the spans it was
 /// judged on. A closed set of typed keys (not a free-form map) so every
@@ -162,6 +134,7 @@ pub struct Fields<'a> {
     reason: Option<Cow<'a, str>>,
     idle: Option<Elapsed>,
     age: Option<Elapsed>,
+    rule: Option<Cow<'a, str>>,
 }
 
 impl<'a> Fields<'a> {
@@ -210,6 +183,13 @@ impl<'a> Fields<'a> {
         self
     }
 
+    /// `"rule"`: what set the limits the decision was made on: a policy
+    /// rule's label, or `flags`.
+    pub fn rule(mut self, rule: impl Into<Cow<'a, str>>) -> Self {
+        self.rule = Some(rule.into());
+        self
+    }
+
     /// The same fields, owning their strings: for a line logged later than
     /// the strings live (a cull announced when its request is sent).
     pub fn into_owned(self) -> Fields<'static> {
@@ -223,6 +203,7 @@ impl<'a> Fields<'a> {
             reason: own(self.reason),
             idle: self.idle,
             age: self.age,
+            rule: own(self.rule),
         }
     }
 }
@@ -422,6 +403,9 @@ impl slog::KV for FieldsKv<'_, '_> {
         if let Some(Elapsed(age)) = fields.age {
             out.emit_u64("age", age)?;
         }
+        if let Some(rule) = &fields.rule {
+            out.emit_str("rule", rule)?;
+        }
         Ok(())
     }
 }
@@ -562,7 +546,6 @@ macro_rules! error {
 }
 
 /// Logs at debug level with [`Fields`]: `debug_fields!(log, fields, "format", args...)`.
-#[allow(unused_macros)] // Until the call sites use them; see the `use` below.
 macro_rules! debug_fields {
     ($log:expr, $fields:expr, $($arg:tt)+) => {
         $log.write_fields($crate::logging::LogLevel::Debug, &$fields, format_args!($($arg)+))
@@ -570,7 +553,6 @@ macro_rules! debug_fields {
 }
 
 /// Logs at info level with [`Fields`]: `info_fields!(log, fields, "format", args...)`.
-#[allow(unused_macros)] // Until the call sites use them; see the `use` below.
 macro_rules! info_fields {
     ($log:expr, $fields:expr, $($arg:tt)+) => {
         $log.write_fields($crate::logging::LogLevel::Info, &$fields, format_args!($($arg)+))
@@ -578,7 +560,6 @@ macro_rules! info_fields {
 }
 
 /// Logs at warning level with [`Fields`]: `warning_fields!(log, fields, "format", args...)`.
-#[allow(unused_macros)] // Until the call sites use them; see the `use` below.
 macro_rules! warning_fields {
     ($log:expr, $fields:expr, $($arg:tt)+) => {
         $log.write_fields($crate::logging::LogLevel::Warn, &$fields, format_args!($($arg)+))
@@ -586,7 +567,6 @@ macro_rules! warning_fields {
 }
 
 /// Logs at error level with [`Fields`]: `error_fields!(log, fields, "format", args...)`.
-#[allow(unused_macros)] // Until the call sites use them; see the `use` below.
 macro_rules! error_fields {
     ($log:expr, $fields:expr, $($arg:tt)+) => {
         $log.write_fields($crate::logging::LogLevel::Error, &$fields, format_args!($($arg)+))
@@ -594,9 +574,6 @@ macro_rules! error_fields {
 }
 
 pub(crate) use {debug, error, info, warning};
-// Allowed unused until the call sites (the culls' announcements, the kept
-// and skipped servers) log with fields; drop the `allow`s then.
-#[allow(unused_imports)]
 pub(crate) use {debug_fields, error_fields, info_fields, warning_fields};
 
 #[cfg(test)]

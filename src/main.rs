@@ -3,7 +3,7 @@
 use jupyterhub_idle_culler::cli::{self, CliOutcome};
 use jupyterhub_idle_culler::config;
 use jupyterhub_idle_culler::exit::Exit;
-use jupyterhub_idle_culler::logging::{Log, LogFormat, LogLevel};
+use jupyterhub_idle_culler::logging::{Log, LogLevel};
 use jupyterhub_idle_culler::pipeline::supervisor;
 use jupyterhub_idle_culler::settings::Settings;
 use std::io::Write;
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     };
     let log = Log::stderr(
         settings.log_level,
-        LogFormat::Text,
+        settings.log_format,
         vec![settings.hub.token.expose().to_owned()],
     );
     log.install_panic_hook();

@@ -8,7 +8,9 @@ use serde::Serialize;
 use std::cell::RefCell;
 use std::io::Write;
 
-/// What the culler does (or, in a dry run, would do) with a server or user.
+/// What the culler does (or, in a dry run, would do) with a server or user:
+/// a closed set that decision records and JSON log lines share, so an
+/// aggregator can count on it (`action="stop"` counts servers culled).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
@@ -22,6 +24,19 @@ pub enum Action {
     Keep,
     /// Leave it without judging it (pending, not ready, no timestamps).
     Skip,
+}
+
+impl Action {
+    /// Its name in JSON, in records and in log lines alike.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Stop => "stop",
+            Action::Remove => "remove",
+            Action::Delete => "delete",
+            Action::Keep => "keep",
+            Action::Skip => "skip",
+        }
+    }
 }
 
 /// What became of a stop or delete that was sent.

@@ -7,7 +7,7 @@ use crate::cli::RawArgs;
 use crate::config::{ConfigError, FileConfig};
 use crate::hub::retry::RetryPolicy;
 use crate::hub::{internal_ssl, system_roots, ApiToken, HubConfig, TlsError};
-use crate::logging::LogLevel;
+use crate::logging::{LogFormat, LogLevel};
 use crate::policy::CullPolicy;
 use std::fmt;
 use std::path::Path;
@@ -61,8 +61,8 @@ pub struct Settings {
     pub service_prefix: Option<String>,
     /// `/health` turns 503 after this many failed passes in a row.
     pub health_failures: u32,
-    /// `--log-format=json`: one JSON object per log line.
-    pub json_logs: bool,
+    /// `--log-format`: text for people, JSON for log aggregators.
+    pub log_format: LogFormat,
     /// How much to log.
     pub log_level: LogLevel,
     /// Accepted but surprising choices, to log as warnings at start.
@@ -382,21 +382,13 @@ impl Settings {
                 })
             }
         };
-        let json_logs = match raw
-            .log_format
-            .as_deref()
-            .map(|f| f.trim().to_ascii_lowercase())
-        {
-            None => false,
-            Some(format) if format == "text" => false,
-            Some(format) if format == "json" => true,
-            Some(_) => {
-                return Err(SettingsError::BadChoice {
-                    flag: "--log-format",
-                    value: raw.log_format.clone().unwrap_or_default(),
-                    allowed: "text or json",
-                })
-            }
+        let log_format = match raw.log_format.as_deref() {
+            None => LogFormat::Text,
+            Some(text) => text.parse().map_err(|_| SettingsError::BadChoice {
+                flag: "--log-format",
+                value: text.to_owned(),
+                allowed: "text or json",
+            })?,
         };
         let health_failures = match number("--health-failures", raw.health_failures.as_deref())? {
             None => 3,
@@ -417,7 +409,7 @@ impl Settings {
             service_url: nonempty(env("JUPYTERHUB_SERVICE_URL")),
             service_prefix: nonempty(env("JUPYTERHUB_SERVICE_PREFIX")),
             health_failures,
-            json_logs,
+            log_format,
             hub: HubConfig {
                 base_url,
                 token: ApiToken::new(token),
@@ -885,8 +877,8 @@ mod tests {
         assert_eq!(from_file.health_failures, defaults.health_failures);
         assert_eq!(from_file.log_level, defaults.log_level);
         assert_eq!(
-            (from_file.dry_run, from_file.json_logs),
-            (defaults.dry_run, defaults.json_logs)
+            (from_file.dry_run, from_file.log_format),
+            (defaults.dry_run, defaults.log_format)
         );
     }
 
@@ -955,7 +947,10 @@ mod tests {
                 ..
             })
         ));
-        assert!(settings(&["--log-format=JSON"], HUB).unwrap().json_logs);
+        assert_eq!(
+            settings(&["--log-format=JSON"], HUB).unwrap().log_format,
+            LogFormat::Json
+        );
         assert!(matches!(
             settings(&["--log-format=xml"], HUB),
             Err(SettingsError::BadChoice {

@@ -4,12 +4,14 @@
 //! answered (that answer is the pipeline's backpressure).
 
 use super::chaos::{self, Site};
-use super::executor::{DeleteUser, StopServer};
+use super::executor::{Announce, DeleteUser, StopServer};
 use super::guard::{self, guarded, RestartBudget, Restartable};
 use super::pool::{CommandError, ExecutorPool};
 use super::Tally;
 use crate::hub::{DeleteOutcome, HubError, StopOutcome, User};
-use crate::logging::{debug, error, info, warning, Log};
+use crate::logging::{
+    debug_fields, error_fields, info_fields, warning, warning_fields, Fields, Log,
+};
 use crate::policy::{
     judge_server, judge_user, CullPolicy, CullReason, Elapsed, KeepUser, MaybeElapsed,
     ServerVerdict, UserVerdict,
@@ -139,6 +141,53 @@ struct UserJob {
     now: DateTime<Utc>,
 }
 
+/// One decision, as both the log's structured fields and the decision
+/// record of `--output=json` tell it: built once, so the two never disagree.
+struct Verdict<'a> {
+    user: &'a str,
+    /// `None` for a decision about the user.
+    server: Option<&'a str>,
+    action: Action,
+    reason: String,
+    idle: Option<Elapsed>,
+    age: Option<Elapsed>,
+    /// What set the limits (a rule's label or "flags"); `None` for
+    /// decisions made before any limit (skips, servers running, admins).
+    rule: Option<String>,
+}
+
+impl Verdict<'_> {
+    fn fields(&self) -> Fields<'_> {
+        let mut fields = Fields::new()
+            .user(self.user)
+            .action(self.action)
+            .reason(self.reason.as_str())
+            .idle(self.idle)
+            .age(self.age);
+        if let Some(server) = self.server {
+            fields = fields.server(server);
+        }
+        if let Some(rule) = &self.rule {
+            fields = fields.rule(rule.as_str());
+        }
+        fields
+    }
+
+    fn record(&self, dry_run: bool, outcome: Option<Outcome>) -> Decision {
+        Decision {
+            user: self.user.to_owned(),
+            server: self.server.map(str::to_owned),
+            action: self.action,
+            reason: self.reason.clone(),
+            idle_seconds: self.idle.map(|e| e.0),
+            age_seconds: self.age.map(|e| e.0),
+            rule: self.rule.clone(),
+            dry_run,
+            outcome,
+        }
+    }
+}
+
 impl UserJob {
     /// Stops the user's cullable servers (all at once), then, when none is
     /// left running, judges and maybe deletes the user.
@@ -159,33 +208,34 @@ impl UserJob {
             Some(servers) => Some(self.stop_servers(&user, &servers, &mut tally).await),
         };
 
-        let verdict = judge_user(&self.policy, self.now, &user, servers_alive);
-        let (reason, idle, age, rule) = match verdict {
+        let (verdict, reason, rule) = match judge_user(&self.policy, self.now, &user, servers_alive)
+        {
             UserVerdict::Keep(KeepUser::UserCullingOff) => return tally,
             UserVerdict::Keep(keep) => {
-                debug!(self.log, "Not culling user {}: {keep:?}", user.name);
                 let (word, idle, age, rule) = match keep {
                     KeepUser::ServersAlive(_) => ("servers running", None, None, None),
                     KeepUser::ServersUnknown => ("servers unknown", None, None, None),
                     KeepUser::Admin => ("admin", None, None, None),
-                    KeepUser::Exempt(rule) => ("never", None, None, Some(rule)),
-                    KeepUser::Recent { idle, age, rule } => ("active", idle, age, rule),
+                    KeepUser::Exempt(rule) => ("never", None, None, Some(Some(rule))),
+                    KeepUser::Recent { idle, age, rule } => ("active", idle, age, Some(rule)),
                     KeepUser::UserCullingOff => unreachable!("returned above"),
                 };
-                // Only "never" and "active" come from the limits (a rule or
-                // the flags); the others come before any limit.
-                let judged = matches!(word, "never" | "active");
-                self.record(
-                    &user.name,
-                    None,
-                    Action::Keep,
-                    word,
+                let verdict = Verdict {
+                    user: &user.name,
+                    server: None,
+                    action: Action::Keep,
+                    reason: word.to_owned(),
                     idle,
                     age,
-                    rule,
-                    judged,
-                    None,
+                    rule: rule.map(|rule| self.policy.decided_by(rule)),
+                };
+                debug_fields!(
+                    self.log,
+                    verdict.fields(),
+                    "Not culling user {}: {word}",
+                    user.name
                 );
+                self.report(&verdict, None);
                 return tally;
             }
             UserVerdict::Cull {
@@ -193,25 +243,36 @@ impl UserJob {
                 idle,
                 age,
                 rule,
-            } => (reason, idle, age, rule),
-        };
-        let why = self.why(reason, idle, age, rule);
-        if self.mode.dry_run {
-            info!(self.log, "Would cull user {} ({why})", user.name);
-            tally.users_culled += 1;
-            self.record_cull(
-                &user.name,
-                None,
-                Action::Delete,
+            } => (
+                Verdict {
+                    user: &user.name,
+                    server: None,
+                    action: Action::Delete,
+                    reason: reason.to_string(),
+                    idle,
+                    age,
+                    rule: Some(self.policy.decided_by(rule)),
+                },
                 reason,
-                idle,
-                age,
                 rule,
-                None,
+            ),
+        };
+        let why = self.why(reason, verdict.idle, verdict.age, rule);
+        if self.mode.dry_run {
+            info_fields!(
+                self.log,
+                verdict.fields(),
+                "Would cull user {} ({why})",
+                user.name
             );
+            tally.users_culled += 1;
+            self.report(&verdict, None);
             return tally;
         }
-        let announce = format!("Culling user {} ({why})", user.name);
+        let announce = Announce {
+            line: format!("Culling user {} ({why})", user.name),
+            fields: verdict.fields().into_owned(),
+        };
         let command = DeleteUser {
             user: user.name.clone(),
         };
@@ -221,30 +282,32 @@ impl UserJob {
                 Outcome::Done
             }
             Ok(DeleteOutcome::Gone) => {
-                info!(self.log, "User {} was already gone", user.name);
+                info_fields!(
+                    self.log,
+                    verdict.fields(),
+                    "User {} was already gone",
+                    user.name
+                );
                 Outcome::AlreadyGone
             }
             Ok(DeleteOutcome::Busy { message }) => {
-                warning!(
+                warning_fields!(
                     self.log,
+                    verdict.fields(),
                     "User {} not deleted yet: {message}; the next pass tries again",
                     user.name
                 );
                 tally.users_busy += 1;
                 Outcome::NotYet
             }
-            Err(err) => self.failed(&format!("delete user {}", user.name), err, &mut tally),
+            Err(err) => self.failed(
+                &verdict,
+                &format!("delete user {}", user.name),
+                err,
+                &mut tally,
+            ),
         };
-        self.record_cull(
-            &user.name,
-            None,
-            Action::Delete,
-            reason,
-            idle,
-            age,
-            rule,
-            Some(outcome),
-        );
+        self.report(&verdict, Some(outcome));
         tally
     }
 
@@ -262,135 +325,123 @@ impl UserJob {
         let mut stops = Vec::new();
         for (name, server) in servers {
             let label = server_label(&user.name, name);
-            let verdict = judge_server(&self.policy, self.now, user, name, server);
-            let (reason, idle, age, rule) = match verdict {
-                ServerVerdict::Skip(reason) => {
-                    warning!(self.log, "Not culling server {label}: {reason}");
-                    alive += 1;
-                    let word = reason.to_string();
-                    self.record(
-                        &user.name,
-                        Some(name),
-                        Action::Skip,
-                        &word,
-                        None,
-                        None,
-                        None,
-                        false,
-                        None,
-                    );
-                    continue;
-                }
-                ServerVerdict::Exempt { rule } => {
-                    debug!(
-                        self.log,
-                        "Not culling server {label}: exempt ({})",
-                        self.policy.decided_by(Some(rule))
-                    );
-                    alive += 1;
-                    self.record(
-                        &user.name,
-                        Some(name),
-                        Action::Keep,
-                        "never",
-                        None,
-                        None,
-                        Some(rule),
-                        true,
-                        None,
-                    );
-                    continue;
-                }
-                ServerVerdict::Keep { idle, age, rule } => {
-                    debug!(
-                        self.log,
-                        "Not culling server {label} (age: {}, inactive for {})",
-                        MaybeElapsed(age),
-                        MaybeElapsed(idle)
-                    );
-                    alive += 1;
-                    self.record(
-                        &user.name,
-                        Some(name),
-                        Action::Keep,
-                        "active",
+            let verdict = |action, reason: String, idle, age, rule: Option<String>| Verdict {
+                user: &user.name,
+                server: Some(name),
+                action,
+                reason,
+                idle,
+                age,
+                rule,
+            };
+            let (verdict, reason, rule) =
+                match judge_server(&self.policy, self.now, user, name, server) {
+                    ServerVerdict::Skip(reason) => {
+                        let verdict = verdict(Action::Skip, reason.to_string(), None, None, None);
+                        warning_fields!(
+                            self.log,
+                            verdict.fields(),
+                            "Not culling server {label}: {reason}"
+                        );
+                        self.report(&verdict, None);
+                        alive += 1;
+                        continue;
+                    }
+                    ServerVerdict::Exempt { rule } => {
+                        let by = self.policy.decided_by(Some(rule));
+                        let verdict =
+                            verdict(Action::Keep, "never".into(), None, None, Some(by.clone()));
+                        debug_fields!(
+                            self.log,
+                            verdict.fields(),
+                            "Not culling server {label}: exempt ({by})"
+                        );
+                        self.report(&verdict, None);
+                        alive += 1;
+                        continue;
+                    }
+                    ServerVerdict::Keep { idle, age, rule } => {
+                        let by = self.policy.decided_by(rule);
+                        let verdict = verdict(Action::Keep, "active".into(), idle, age, Some(by));
+                        debug_fields!(
+                            self.log,
+                            verdict.fields(),
+                            "Not culling server {label} (age: {}, inactive for {})",
+                            MaybeElapsed(age),
+                            MaybeElapsed(idle)
+                        );
+                        self.report(&verdict, None);
+                        alive += 1;
+                        continue;
+                    }
+                    ServerVerdict::Cull {
+                        reason,
                         idle,
                         age,
                         rule,
-                        true,
-                        None,
-                    );
-                    continue;
-                }
-                ServerVerdict::Cull {
-                    reason,
-                    idle,
-                    age,
-                    rule,
-                } => (reason, idle, age, rule),
-            };
-            let remove = self.policy.remove_named_servers && !name.is_empty();
-            let action = if remove { Action::Remove } else { Action::Stop };
-            let why = self.why(reason, idle, age, rule);
+                    } => {
+                        let remove = self.policy.remove_named_servers && !name.is_empty();
+                        let action = if remove { Action::Remove } else { Action::Stop };
+                        let by = self.policy.decided_by(rule);
+                        (
+                            verdict(action, reason.to_string(), idle, age, Some(by)),
+                            reason,
+                            rule,
+                        )
+                    }
+                };
+            let why = self.why(reason, verdict.idle, verdict.age, rule);
             if self.mode.dry_run {
-                info!(self.log, "Would cull server {label} ({why})");
-                tally.servers_culled += 1;
-                self.record_cull(
-                    &user.name,
-                    Some(name),
-                    action,
-                    reason,
-                    idle,
-                    age,
-                    rule,
-                    None,
+                info_fields!(
+                    self.log,
+                    verdict.fields(),
+                    "Would cull server {label} ({why})"
                 );
+                tally.servers_culled += 1;
+                self.report(&verdict, None);
                 continue;
             }
-            let announce = format!("Culling server {label} ({why})");
+            let announce = Announce {
+                line: format!("Culling server {label} ({why})"),
+                fields: verdict.fields().into_owned(),
+            };
             let command = StopServer {
                 user: user.name.clone(),
                 server: name.clone(),
-                remove,
+                remove: verdict.action == Action::Remove,
             };
             let pool = self.pool.clone();
-            let name = name.clone();
             stops.push(async move {
                 let result = pool.call(command, Some(announce)).await;
-                (label, name, action, reason, idle, age, rule, result)
+                (label, verdict, result)
             });
         }
-        for (label, name, action, reason, idle, age, rule, result) in join_all(stops).await {
+        for (label, verdict, result) in join_all(stops).await {
             let outcome = match result {
                 Ok(StopOutcome::Stopped) => {
                     tally.servers_culled += 1;
                     Outcome::Done
                 }
                 Ok(StopOutcome::Gone) => {
-                    info!(self.log, "Server {label} was already gone");
+                    info_fields!(
+                        self.log,
+                        verdict.fields(),
+                        "Server {label} was already gone"
+                    );
                     Outcome::AlreadyGone
                 }
                 Ok(StopOutcome::StillStopping) => {
-                    warning!(self.log, "Server {label} is slow to stop");
+                    warning_fields!(self.log, verdict.fields(), "Server {label} is slow to stop");
                     tally.servers_still_stopping += 1;
                     alive += 1;
                     Outcome::StillStopping
                 }
                 Err(err) => {
                     alive += 1;
-                    self.failed(&format!("stop server {label}"), err, tally)
+                    self.failed(&verdict, &format!("stop server {label}"), err, tally)
                 }
             };
-            self.record_cull(
-                &user.name,
-                Some(&name),
-                action,
-                reason,
-                idle,
-                age,
-                rule,
-                Some(outcome),
-            );
+            self.report(&verdict, Some(outcome));
         }
         alive
     }
@@ -416,71 +467,36 @@ impl UserJob {
         why
     }
 
-    /// Writes a decision record of a cull, when records are asked for.
-    #[allow(clippy::too_many_arguments)]
-    fn record_cull(
-        &self,
-        user: &str,
-        server: Option<&str>,
-        action: Action,
-        reason: CullReason,
-        idle: Option<Elapsed>,
-        age: Option<Elapsed>,
-        rule: Option<usize>,
-        outcome: Option<Outcome>,
-    ) {
-        let word = reason.to_string();
-        self.record(user, server, action, &word, idle, age, rule, true, outcome);
-    }
-
-    /// Writes a decision record, when records are asked for. `judged`: the
-    /// limits (a rule or the flags) decided, so `rule` is reported.
-    #[allow(clippy::too_many_arguments)]
-    fn record(
-        &self,
-        user: &str,
-        server: Option<&str>,
-        action: Action,
-        reason: &str,
-        idle: Option<Elapsed>,
-        age: Option<Elapsed>,
-        rule: Option<usize>,
-        judged: bool,
-        outcome: Option<Outcome>,
-    ) {
-        let Some(records) = &self.mode.records else {
-            return;
-        };
-        records.write(&Decision {
-            user: user.to_owned(),
-            server: server.map(str::to_owned),
-            action,
-            reason: reason.to_owned(),
-            idle_seconds: idle.map(|e| e.0),
-            age_seconds: age.map(|e| e.0),
-            rule: judged.then(|| self.policy.decided_by(rule)),
-            dry_run: self.mode.dry_run,
-            outcome,
-        });
+    /// Writes the decision record, when records are asked for.
+    fn report(&self, verdict: &Verdict<'_>, outcome: Option<Outcome>) {
+        if let Some(records) = &self.mode.records {
+            records.write(&verdict.record(self.mode.dry_run, outcome));
+        }
     }
 
     /// Counts and logs a command that did not succeed, and says what became
     /// of it. Refusals are logged once per pass by the Lister, culls not
     /// sent once in the summary.
-    fn failed(&self, what: &str, err: CommandError, tally: &mut Tally) -> Outcome {
+    fn failed(
+        &self,
+        verdict: &Verdict<'_>,
+        what: &str,
+        err: CommandError,
+        tally: &mut Tally,
+    ) -> Outcome {
         match err {
             CommandError::Hub(err @ HubError::Forbidden { .. }) => {
-                debug!(self.log, "Could not {what}: {err}");
+                debug_fields!(self.log, verdict.fields(), "Could not {what}: {err}");
                 tally.refused(&err);
                 Outcome::Refused
             }
             CommandError::NotSent(_) => {
-                debug!(self.log, "Did not {what}: {err}");
+                debug_fields!(self.log, verdict.fields(), "Did not {what}: {err}");
                 tally.not_sent += 1;
                 Outcome::NotSent
             }
             err => {
-                error!(self.log, "Failed to {what}: {err}");
+                error_fields!(self.log, verdict.fields(), "Failed to {what}: {err}");
                 tally.errors += 1;
                 Outcome::Failed
             }

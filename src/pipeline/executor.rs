@@ -14,7 +14,7 @@ use super::shutdown::Shutdown;
 use crate::hub::{
     DeleteOutcome, HubClient, HubError, HubVersion, StopOutcome, TokenOwner, UserList, UserQuery,
 };
-use crate::logging::{info, Log};
+use crate::logging::{info_fields, Fields, Log};
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
 use std::rc::Rc;
@@ -125,7 +125,16 @@ pub struct Attempt<C> {
     /// The request.
     pub call: C,
     /// The line to log as it is sent.
-    pub announce: Option<String>,
+    pub announce: Option<Announce>,
+}
+
+/// A log line announcing a request, with its structured fields.
+#[derive(Clone, Debug)]
+pub struct Announce {
+    /// The message.
+    pub line: String,
+    /// The fields of the JSON log format.
+    pub fields: Fields<'static>,
 }
 
 impl<C: Call> Message for Attempt<C> {
@@ -210,8 +219,8 @@ impl<C: Call> Handler<Attempt<C>> for Executor {
                         return Err(AttemptError::NotSent);
                     }
                     chaos::maybe_panic(Site::Executor);
-                    if let Some(line) = &attempt.announce {
-                        info!(log, "{line}");
+                    if let Some(announce) = &attempt.announce {
+                        info_fields!(log, &announce.fields, "{}", announce.line);
                     }
                     let _on_the_wire = shutdown.on_the_wire(attempt.call.describe());
                     attempt.call.run(client).await.map_err(AttemptError::Hub)

@@ -20,7 +20,7 @@
 //! rest of the pass is not sent (one error, not one per user); the next
 //! pass tries again.
 
-use super::executor::{Attempt, AttemptError, Call, Executor};
+use super::executor::{Announce, Attempt, AttemptError, Call, Executor};
 use super::shutdown::Shutdown;
 use crate::hub::retry::{GiveUp, Jitter, RetryDecision, RetryPolicy};
 use crate::hub::HubError;
@@ -134,7 +134,7 @@ impl ExecutorPool {
     pub async fn call<C: Call>(
         &self,
         call: C,
-        mut announce: Option<String>,
+        mut announce: Option<Announce>,
     ) -> Result<C::Output, CommandError> {
         let inner = &self.0;
         let first = Instant::now();
