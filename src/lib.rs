@@ -20,6 +20,8 @@
 //!   retry what may pass on a second try; a **Supervisor** starts them all,
 //!   restarts any that fail, and runs the graceful stop. Every hand-over
 //!   awaits its answer, so memory stays bounded by a page or two.
+//! - [`metrics`]: the culler's Prometheus metrics and its health verdict,
+//!   updated by the pipeline.
 //! - [`exit`]: the exit codes.
 #![deny(missing_docs)]
 
@@ -27,6 +29,7 @@ pub mod cli;
 pub mod exit;
 pub mod hub;
 pub mod logging;
+pub mod metrics;
 pub mod pipeline;
 pub mod policy;
 pub mod settings;
