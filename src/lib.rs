@@ -22,6 +22,8 @@
 //!   awaits its answer, so memory stays bounded by a page or two.
 //! - [`metrics`]: the culler's Prometheus metrics and its health verdict,
 //!   updated by the pipeline.
+//! - [`serve`]: the small HTTP server that exposes them (`/metrics`,
+//!   `/health`), under the hub-managed service's prefix too.
 //! - [`exit`]: the exit codes.
 #![deny(missing_docs)]
 
@@ -32,4 +34,5 @@ pub mod logging;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;
+pub mod serve;
 pub mod settings;

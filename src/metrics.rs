@@ -191,33 +191,44 @@ impl Health {
             Some(at) => format!("the last successful pass finished at {}", rfc3339(at)),
             None => "no pass has succeeded since the culler started".to_owned(),
         };
+        let failed = match self.consecutive_failed_passes {
+            1 => "1 pass in a row failed".to_owned(),
+            n => format!("{n} passes in a row failed"),
+        };
         match self.status {
             HealthStatus::Starting => "no pass has finished yet".to_owned(),
             HealthStatus::Ok if self.consecutive_failed_passes == 0 => {
                 format!("the last pass succeeded; {last}")
             }
-            HealthStatus::Ok => format!(
-                "{} passes in a row failed (unhealthy at {}); {last}",
-                self.consecutive_failed_passes, self.max_failures
-            ),
+            HealthStatus::Ok => format!("{failed} (unhealthy at {}); {last}", self.max_failures),
             HealthStatus::Failing => format!(
-                "{} passes in a row failed (unhealthy at {}); {last}; see the culler's log for why",
-                self.consecutive_failed_passes, self.max_failures
+                "{failed} (unhealthy at {}); {last}; see the culler's log for why",
+                self.max_failures
             ),
         }
     }
 
     /// The `/health` body: `{"status": ..., "consecutive_failed_passes": ...,
-    /// "max_failures": ..., "last_success": RFC 3339 or null, "reason": ...}`.
+    /// "last_success": RFC 3339 or null, "max_failures": ..., "reason": ...}`.
     pub fn to_json(&self) -> String {
-        serde_json::json!({
-            "status": self.status.as_str(),
-            "consecutive_failed_passes": self.consecutive_failed_passes,
-            "max_failures": self.max_failures,
-            "last_success": self.last_success.map(rfc3339),
-            "reason": self.reason(),
-        })
-        .to_string()
+        /// The body's fields, in the order a reader wants them.
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            status: &'a str,
+            consecutive_failed_passes: u64,
+            last_success: Option<String>,
+            max_failures: u32,
+            reason: String,
+        }
+        let body = Body {
+            status: self.status.as_str(),
+            consecutive_failed_passes: self.consecutive_failed_passes,
+            last_success: self.last_success.map(rfc3339),
+            max_failures: self.max_failures,
+            reason: self.reason(),
+        };
+        // Plain strings and numbers: serializing cannot fail.
+        serde_json::to_string(&body).unwrap_or_default()
     }
 }
 
@@ -864,6 +875,12 @@ mod tests {
             let health = metrics.health(3);
             assert_eq!(health.status, HealthStatus::Ok, "{failed}");
             assert_eq!(health.consecutive_failed_passes, failed);
+            if failed == 1 {
+                assert!(
+                    health.reason().starts_with("1 pass in a row failed"),
+                    "{health:?}"
+                );
+            }
         }
         metrics.pass_finished(PassOutcome::Interrupted, Duration::ZERO, counts(0));
         metrics.pass_finished(PassOutcome::Failure, Duration::ZERO, counts(0));
@@ -906,6 +923,10 @@ mod tests {
         assert_eq!(json["max_failures"], 3);
         assert!(json["last_success"].is_null());
         assert_eq!(json["reason"], "no pass has finished yet");
+        assert!(metrics
+            .health(3)
+            .to_json()
+            .starts_with(r#"{"status":"starting","#));
 
         let at = epoch_2026() + Duration::from_secs(1);
         metrics.record_pass(PassOutcome::Success, Duration::ZERO, counts(0), at);
