@@ -23,6 +23,10 @@
 //!   retry what may pass on a second try; a **Supervisor** starts them all,
 //!   restarts any that fail, and runs the graceful stop. Every hand-over
 //!   awaits its answer, so memory stays bounded by a page or two.
+//! - [`metrics`]: the culler's Prometheus metrics and its health verdict,
+//!   updated by the pipeline.
+//! - [`serve`]: the small HTTP server that exposes them (`/metrics`,
+//!   `/health`), under the hub-managed service's prefix too.
 //! - [`exit`]: the exit codes.
 #![deny(missing_docs)]
 
@@ -31,8 +35,10 @@ pub mod config;
 pub mod exit;
 pub mod hub;
 pub mod logging;
+pub mod metrics;
 pub mod pipeline;
 pub mod policy;
 pub mod report;
 pub mod rules;
+pub mod serve;
 pub mod settings;
