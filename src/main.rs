@@ -4,7 +4,9 @@ use jupyterhub_idle_culler::cli::{self, CliOutcome};
 use jupyterhub_idle_culler::config;
 use jupyterhub_idle_culler::exit::Exit;
 use jupyterhub_idle_culler::logging::{Log, LogLevel};
+use jupyterhub_idle_culler::metrics::Metrics;
 use jupyterhub_idle_culler::pipeline::supervisor;
+use jupyterhub_idle_culler::serve::{self, Routes};
 use jupyterhub_idle_culler::settings::Settings;
 use std::io::Write;
 use std::process::ExitCode;
@@ -37,9 +39,39 @@ fn main() -> ExitCode {
     for warning in &settings.warnings {
         log.write(LogLevel::Warn, format_args!("{warning}"));
     }
+    let metrics = Metrics::new();
+    metrics.track_log(&log);
+    // Bound before anything starts: a port in use is a usage error now,
+    // not a surprise later.
+    let endpoint = match &settings.metrics {
+        None => None,
+        Some(address) => match serve::bind(address) {
+            Ok(listener) => Some((listener, address)),
+            Err(err) => return usage_error(&err.to_string()),
+        },
+    };
     let system = actix::System::new();
     system.block_on(async {
-        supervisor::start(&settings, &log);
+        if let Some((listener, address)) = endpoint {
+            // The port actually bound (`:0` picks one).
+            let bound = listener
+                .local_addr()
+                .map_or_else(|_| address.to_string(), |a| a.to_string());
+            let routes = Routes::new(settings.service_prefix.as_deref(), settings.health_failures);
+            log.write(
+                LogLevel::Info,
+                format_args!(
+                    "Serving /metrics and /health at http://{bound}/ (bound to {address}){}",
+                    settings
+                        .service_prefix
+                        .as_deref()
+                        .map(|p| format!(" (and under {p})"))
+                        .unwrap_or_default()
+                ),
+            );
+            actix_rt::spawn(serve::serve(listener, metrics.clone(), routes, log.clone()));
+        }
+        supervisor::start(&settings, &log, &metrics);
     });
     match system.run_with_code() {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

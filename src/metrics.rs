@@ -55,6 +55,8 @@ pub enum Endpoint {
     Root,
     /// `GET /users`: a page of users.
     Users,
+    /// `GET /user`: the token's owner and scopes (checked once for rules).
+    TokenOwner,
     /// `DELETE /users/{name}/server`: stop a user's default server.
     UserServer,
     /// `DELETE /users/{name}/servers/{server}`: stop (or remove) a named server.
@@ -65,9 +67,10 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in the order they are listed here.
-    pub const ALL: [Endpoint; 5] = [
+    pub const ALL: [Endpoint; 6] = [
         Endpoint::Root,
         Endpoint::Users,
+        Endpoint::TokenOwner,
         Endpoint::UserServer,
         Endpoint::NamedServer,
         Endpoint::User,
@@ -78,6 +81,7 @@ impl Endpoint {
         match self {
             Endpoint::Root => "/",
             Endpoint::Users => "/users",
+            Endpoint::TokenOwner => "/user",
             Endpoint::UserServer => "/users/{name}/server",
             Endpoint::NamedServer => "/users/{name}/servers/{server}",
             Endpoint::User => "/users/{name}",
@@ -629,7 +633,7 @@ impl Exposition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logging::{info, LogLevel};
+    use crate::logging::{info, LogFormat, LogLevel};
 
     /// A fixed start: 2026-01-01T00:00:00Z.
     fn epoch_2026() -> SystemTime {
@@ -946,7 +950,7 @@ mod tests {
                 Err(std::io::ErrorKind::BrokenPipe.into())
             }
         }
-        let log = Log::to_writer(Broken, LogLevel::Info, Vec::new());
+        let log = Log::to_writer(Broken, LogLevel::Info, LogFormat::Text, Vec::new());
         let metrics = Metrics::started_at(epoch_2026());
         metrics.track_log(&log);
         info!(log, "lost");

@@ -9,6 +9,7 @@ use crate::hub::retry::RetryPolicy;
 use crate::hub::{internal_ssl, system_roots, ApiToken, HubConfig, TlsError};
 use crate::logging::{LogFormat, LogLevel};
 use crate::policy::CullPolicy;
+use crate::serve::{bind_address, BindAddress, BindError};
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
@@ -51,13 +52,11 @@ pub struct Settings {
     /// Write a JSON decision record per server and user to stdout
     /// (`--output=json`, only with `--once`).
     pub json_output: bool,
-    /// Where to serve `/metrics` and `/health` (`--metrics-bind`), if given.
-    pub metrics_bind: Option<String>,
-    /// The URL the hub gave this service (`JUPYTERHUB_SERVICE_URL`): where
-    /// to serve the metrics when `--metrics-bind` is not given.
-    pub service_url: Option<String>,
+    /// Where to serve `/metrics` and `/health`: `--metrics-bind`, else the
+    /// URL the hub gave this service (`JUPYTERHUB_SERVICE_URL`), else nowhere.
+    pub metrics: Option<BindAddress>,
     /// The path prefix the hub's proxy forwards to this service
-    /// (`JUPYTERHUB_SERVICE_PREFIX`).
+    /// (`JUPYTERHUB_SERVICE_PREFIX`), served besides the bare paths.
     pub service_prefix: Option<String>,
     /// `/health` turns 503 after this many failed passes in a row.
     pub health_failures: u32,
@@ -146,6 +145,8 @@ pub enum SettingsError {
     },
     /// `--output=json` without `--once`.
     OutputNeedsOnce,
+    /// `--metrics-bind` is not an address to serve on.
+    MetricsBind(BindError),
 }
 
 impl fmt::Display for SettingsError {
@@ -202,6 +203,7 @@ impl fmt::Display for SettingsError {
                 value,
                 allowed,
             } => write!(f, "{flag}={value:?}: use {allowed}"),
+            SettingsError::MetricsBind(err) => err.fmt(f),
             SettingsError::OutputNeedsOnce => f.write_str(
                 "--output=json writes the decisions of one pass: add --once (and --dry-run to only look)",
             ),
@@ -402,11 +404,21 @@ impl Settings {
             }
         };
         let nonempty = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
+        let service_url = env("JUPYTERHUB_SERVICE_URL");
+        let metrics = match bind_address(raw.metrics_bind.as_deref(), service_url.as_deref()) {
+            Ok(metrics) => metrics,
+            // The hub's URL for us is the hub's business: metrics must never
+            // stop culling, so a URL they cannot be served at is only a warning.
+            Err(err) if err.from_service_url() => {
+                warnings.push(format!("{err}; serving no /metrics"));
+                None
+            }
+            Err(err) => return Err(SettingsError::MetricsBind(err)),
+        };
         Ok(Settings {
             dry_run: boolean("--dry-run", &raw.dry_run, false)?,
             json_output,
-            metrics_bind: nonempty(raw.metrics_bind.clone()),
-            service_url: nonempty(env("JUPYTERHUB_SERVICE_URL")),
+            metrics,
             service_prefix: nonempty(env("JUPYTERHUB_SERVICE_PREFIX")),
             health_failures,
             log_format,
@@ -873,7 +885,7 @@ mod tests {
         assert_eq!(from_file.concurrency, defaults.concurrency);
         assert_eq!(from_file.retry, defaults.retry);
         assert_eq!(from_file.api_page_size, defaults.api_page_size);
-        assert_eq!(from_file.metrics_bind, defaults.metrics_bind);
+        assert_eq!(from_file.metrics, defaults.metrics);
         assert_eq!(from_file.health_failures, defaults.health_failures);
         assert_eq!(from_file.log_level, defaults.log_level);
         assert_eq!(
@@ -972,12 +984,10 @@ mod tests {
         )
         .unwrap();
         assert!(s.dry_run);
-        assert_eq!(s.metrics_bind.as_deref(), Some("127.0.0.1:9090"));
+        assert_eq!(s.metrics.unwrap().addr, "127.0.0.1:9090".parse().unwrap());
         assert_eq!(s.health_failures, 5);
         let defaults = settings(&[], HUB).unwrap();
-        assert!(
-            !defaults.dry_run && defaults.metrics_bind.is_none() && defaults.health_failures == 3
-        );
+        assert!(!defaults.dry_run && defaults.metrics.is_none() && defaults.health_failures == 3);
         assert!(matches!(
             settings(&["--health-failures=0"], HUB),
             Err(SettingsError::OutOfRange {
@@ -985,17 +995,37 @@ mod tests {
                 ..
             })
         ));
+        assert!(matches!(
+            settings(&["--metrics-bind=somewhere"], HUB),
+            Err(SettingsError::MetricsBind(_))
+        ));
+    }
+
+    #[test]
+    fn a_managed_service_with_a_url_serves_metrics_there_and_under_its_prefix() {
         let mut env = HUB.to_vec();
         env.push(("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"));
         env.push(("JUPYTERHUB_SERVICE_PREFIX", "/services/idle-culler/"));
         let managed = settings(&[], &env).unwrap();
         assert_eq!(
-            managed.service_url.as_deref(),
-            Some("http://127.0.0.1:10101")
+            managed.metrics.unwrap().addr,
+            "127.0.0.1:10101".parse().unwrap()
         );
         assert_eq!(
             managed.service_prefix.as_deref(),
             Some("/services/idle-culler/")
+        );
+        let mut env = HUB.to_vec();
+        env.push(("JUPYTERHUB_SERVICE_URL", "https://culler:8443"));
+        let unservable = settings(&[], &env).unwrap();
+        assert!(unservable.metrics.is_none(), "metrics never stop culling");
+        assert!(
+            unservable
+                .warnings
+                .iter()
+                .any(|w| w.contains("serving no /metrics")),
+            "{:?}",
+            unservable.warnings
         );
     }
 

@@ -19,6 +19,7 @@ pub use time::{BadTimestamp, Timestamp};
 pub use tls::{internal_ssl, system_roots, TlsError};
 pub use version::HubVersion;
 
+use crate::metrics::{Endpoint, Metrics};
 use awc::http::StatusCode;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -130,6 +131,8 @@ pub struct HubClient {
     authorization: Rc<str>,
     http: awc::Client,
     timeout: Duration,
+    /// Counts every attempt by endpoint and status (`/metrics`).
+    metrics: Arc<Metrics>,
 }
 
 /// The two kinds of request the culler makes.
@@ -142,12 +145,17 @@ enum Method {
 }
 
 impl Method {
+    /// The HTTP method's name.
+    fn name(self) -> &'static str {
+        match self {
+            Method::Get { .. } => "GET",
+            Method::Delete { .. } => "DELETE",
+        }
+    }
+
     /// `METHOD url`, for error messages.
     fn label(self, url: &str) -> String {
-        match self {
-            Method::Get { .. } => format!("GET {url}"),
-            Method::Delete { .. } => format!("DELETE {url}"),
-        }
+        format!("{} {url}", self.name())
     }
 }
 
@@ -161,8 +169,8 @@ struct Answer {
 
 impl HubClient {
     /// Builds a client on the current thread; its clones share one
-    /// connection pool.
-    pub fn new(config: &HubConfig) -> Self {
+    /// connection pool and count their requests in `metrics`.
+    pub fn new(config: &HubConfig, metrics: Arc<Metrics>) -> Self {
         // No connection limit here (0 = none): the executor pool is the one
         // owner of `--concurrency`, and a second, hidden bound would mask a
         // broken first one.
@@ -182,13 +190,14 @@ impl HubClient {
             authorization: Rc::from(format!("token {}", config.token.0)),
             http,
             timeout: config.request_timeout,
+            metrics,
         }
     }
 
     /// `GET /`: the hub's version, which decides whether `state` filters exist.
     pub async fn version(&self) -> Result<HubVersion, HubError> {
         let url = format!("{}/", self.base_url);
-        let body = self.get(&url, false).await?;
+        let body = self.get(Endpoint::Root, &url, false).await?;
         let info: models::VersionInfo =
             serde_json::from_slice(&body).map_err(|err| HubError::BadBody {
                 request: format!("GET {url}"),
@@ -204,7 +213,7 @@ impl HubClient {
     /// the hub shows what the policy rules match on.
     pub async fn token_owner(&self) -> Result<TokenOwner, HubError> {
         let url = format!("{}/user", self.base_url);
-        let body = self.get(&url, false).await?;
+        let body = self.get(Endpoint::TokenOwner, &url, false).await?;
         serde_json::from_slice(&body).map_err(|err| HubError::BadBody {
             request: format!("GET {url}"),
             detail: err.to_string(),
@@ -214,7 +223,7 @@ impl HubClient {
     /// `GET /users`, one page (or, from pre-2.0 hubs, everything).
     pub async fn list_users(&self, query: UserQuery) -> Result<UserList, HubError> {
         let url = self.users_url(query);
-        let body = self.get(&url, true).await?;
+        let body = self.get(Endpoint::Users, &url, true).await?;
         UserList::from_json(&body).map_err(|err| HubError::BadBody {
             request: format!("GET {url}"),
             detail: err.to_string(),
@@ -240,8 +249,13 @@ impl HubClient {
             )
         };
         let json = (remove && !server.is_empty()).then_some(r#"{"remove": true}"#);
+        let endpoint = if server.is_empty() {
+            Endpoint::UserServer
+        } else {
+            Endpoint::NamedServer
+        };
         let method = Method::Delete { json };
-        let answer = self.exchange(method, &url).await?;
+        let answer = self.exchange(endpoint, method, &url).await?;
         read_stop(answer.status).ok_or_else(|| self.status_error(method, &url, &answer))
     }
 
@@ -249,7 +263,7 @@ impl HubClient {
     pub async fn delete_user(&self, user: &str) -> Result<DeleteOutcome, HubError> {
         let url = format!("{}/users/{}", self.base_url, path_segment(user));
         let method = Method::Delete { json: None };
-        let answer = self.exchange(method, &url).await?;
+        let answer = self.exchange(Endpoint::User, method, &url).await?;
         read_delete(answer.status, &answer.body)
             .ok_or_else(|| self.status_error(method, &url, &answer))
     }
@@ -276,8 +290,15 @@ impl HubClient {
         url
     }
 
-    async fn get(&self, url: &str, paginated: bool) -> Result<Vec<u8>, HubError> {
-        let answer = self.exchange(Method::Get { paginated }, url).await?;
+    async fn get(
+        &self,
+        endpoint: Endpoint,
+        url: &str,
+        paginated: bool,
+    ) -> Result<Vec<u8>, HubError> {
+        let answer = self
+            .exchange(endpoint, Method::Get { paginated }, url)
+            .await?;
         if answer.status.is_success() {
             Ok(answer.body)
         } else {
@@ -288,7 +309,23 @@ impl HubClient {
     /// One request, start to finish (send, whole body) within the request
     /// timeout: a hub that sends headers and then stalls must not hold an
     /// executor, or the pass, for ever.
-    async fn exchange(&self, method: Method, url: &str) -> Result<Answer, HubError> {
+    async fn exchange(
+        &self,
+        endpoint: Endpoint,
+        method: Method,
+        url: &str,
+    ) -> Result<Answer, HubError> {
+        let answer = self.attempt(method, url).await;
+        self.metrics.request(
+            method.name(),
+            endpoint,
+            answer.as_ref().ok().map(|a| a.status.as_u16()),
+        );
+        answer
+    }
+
+    /// The request itself, for [`HubClient::exchange`].
+    async fn attempt(&self, method: Method, url: &str) -> Result<Answer, HubError> {
         let attempt = async {
             let builder = match method {
                 Method::Get { .. } => self.http.get(url),

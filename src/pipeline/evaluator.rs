@@ -324,6 +324,7 @@ impl UserJob {
         let mut alive = 0;
         let mut stops = Vec::new();
         for (name, server) in servers {
+            tally.servers_seen += 1;
             let label = server_label(&user.name, name);
             let verdict = |action, reason: String, idle, age, rule: Option<String>| Verdict {
                 user: &user.name,
@@ -420,6 +421,9 @@ impl UserJob {
             let outcome = match result {
                 Ok(StopOutcome::Stopped) => {
                     tally.servers_culled += 1;
+                    if verdict.action == Action::Remove {
+                        tally.named_servers_removed += 1;
+                    }
                     Outcome::Done
                 }
                 Ok(StopOutcome::Gone) => {

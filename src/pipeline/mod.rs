@@ -28,8 +28,12 @@ use std::ops::AddAssign;
 pub struct Tally {
     /// Users looked at.
     pub users_seen: u64,
+    /// Servers looked at (judged or skipped).
+    pub servers_seen: u64,
     /// Servers the hub reports stopped.
     pub servers_culled: u64,
+    /// Named servers removed as they were stopped (`--remove-named-servers`).
+    pub named_servers_removed: u64,
     /// Servers whose stop was still under way when the hub answered (202).
     pub servers_still_stopping: u64,
     /// Users deleted.
@@ -85,7 +89,9 @@ impl Tally {
 impl AddAssign for Tally {
     fn add_assign(&mut self, other: Tally) {
         self.users_seen += other.users_seen;
+        self.servers_seen += other.servers_seen;
         self.servers_culled += other.servers_culled;
+        self.named_servers_removed += other.named_servers_removed;
         self.servers_still_stopping += other.servers_still_stopping;
         self.users_culled += other.users_culled;
         self.users_busy += other.users_busy;
@@ -165,7 +171,9 @@ mod tests {
     fn adding_tallies_sums_every_count() {
         let part = |n: u64| Tally {
             users_seen: n,
+            servers_seen: n + 7,
             servers_culled: n + 1,
+            named_servers_removed: n + 8,
             servers_still_stopping: n + 2,
             users_culled: n + 3,
             users_busy: n + 4,
@@ -177,7 +185,9 @@ mod tests {
         sum += part(100);
         assert_eq!(sum, {
             let mut expected = part(110);
+            expected.servers_seen += 7;
             expected.servers_culled += 1;
+            expected.named_servers_removed += 8;
             expected.servers_still_stopping += 2;
             expected.users_culled += 3;
             expected.users_busy += 4;
@@ -191,7 +201,9 @@ mod tests {
     fn the_summary_names_every_count_it_has() {
         let mut tally = Tally {
             users_seen: 9,
+            servers_seen: 12,
             servers_culled: 3,
+            named_servers_removed: 0,
             servers_still_stopping: 1,
             users_culled: 2,
             users_busy: 1,

@@ -25,11 +25,13 @@ use super::shutdown::Shutdown;
 use crate::hub::retry::{GiveUp, Jitter, RetryDecision, RetryPolicy};
 use crate::hub::HubError;
 use crate::logging::{info, warning, Log};
+use crate::metrics::Metrics;
 use actix::prelude::*;
 use futures_util::future::{select, Either};
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Why a command produced no answer from the hub.
@@ -90,6 +92,7 @@ struct Inner {
     retry: RetryPolicy,
     jitter: RefCell<Jitter>,
     shutdown: Rc<Shutdown>,
+    metrics: Arc<Metrics>,
     /// Set when a request gave up because the hub is unreachable; cleared
     /// at the start of each pass.
     outage: RefCell<Option<HubError>>,
@@ -106,6 +109,7 @@ impl ExecutorPool {
         executors: Vec<Addr<Executor>>,
         retry: RetryPolicy,
         shutdown: Rc<Shutdown>,
+        metrics: Arc<Metrics>,
         log: Log,
     ) -> Self {
         ExecutorPool(Rc::new(Inner {
@@ -119,6 +123,7 @@ impl ExecutorPool {
             retry,
             jitter: RefCell::new(Jitter::new()),
             shutdown,
+            metrics,
             outage: RefCell::new(None),
             log,
         }))
@@ -176,6 +181,7 @@ impl ExecutorPool {
                 }
                 RetryDecision::Wait(wait) => {
                     retries += 1;
+                    inner.metrics.retry();
                     warning!(
                         inner.log,
                         "{error}; retry {retries} of {} in {:.1} s",

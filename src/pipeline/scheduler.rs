@@ -12,8 +12,10 @@ use super::shutdown::Shutdown;
 use super::Tally;
 use crate::exit::{Exit, Signal};
 use crate::logging::{error, info, warning, Log};
+use crate::metrics::{Metrics, PassCounts, PassOutcome};
 use actix::prelude::*;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a stop waits for the requests on the wire: well inside the
@@ -32,13 +34,23 @@ pub struct Tick;
 #[rtype(result = "()")]
 pub struct Stop(pub Signal);
 
+/// When passes run, and how they are reported.
+#[derive(Clone, Copy, Debug)]
+pub struct Schedule {
+    /// Time between the starts of two passes (`--cull-every`).
+    pub every: Duration,
+    /// One pass, then stop the program (`--once`).
+    pub once: bool,
+    /// `--dry-run`: the summary says "would be culled".
+    pub dry_run: bool,
+}
+
 /// Times the passes.
 pub struct Scheduler {
     lister: Addr<Lister>,
-    every: Duration,
-    once: bool,
-    /// `--dry-run`: the summary says "would be culled".
-    dry_run: bool,
+    schedule: Schedule,
+    /// Where passes are counted (`/metrics`, `/health`).
+    metrics: Arc<Metrics>,
     /// When the pass in progress started.
     running: Option<Instant>,
     shutdown: Rc<Shutdown>,
@@ -47,22 +59,19 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// A scheduler running a pass through `lister` every `every` (or only
-    /// once, then stopping the actix system, when `once`).
+    /// A scheduler running passes through `lister` as `schedule` says.
     pub fn new(
         lister: Addr<Lister>,
-        every: Duration,
-        once: bool,
-        dry_run: bool,
+        schedule: Schedule,
         shutdown: Rc<Shutdown>,
+        metrics: Arc<Metrics>,
         budget: Rc<RestartBudget>,
         log: Log,
     ) -> Self {
         Scheduler {
             lister,
-            every,
-            once,
-            dry_run,
+            schedule,
+            metrics,
             running: None,
             shutdown,
             budget,
@@ -73,7 +82,7 @@ impl Scheduler {
     /// How the process ends after a stop asked by `signal`: a daemon asked
     /// to stop did its job; a `--once` pass cut short did not.
     fn stop_code(&self, signal: Signal) -> i32 {
-        if self.once {
+        if self.schedule.once {
             Exit::Interrupted(signal).code()
         } else {
             Exit::Clean.code()
@@ -165,6 +174,28 @@ impl Handler<Tick> for Scheduler {
 impl Scheduler {
     /// Logs a finished pass, then schedules the next, or ends the program.
     fn finish(&mut self, tally: Tally, started: Instant, ctx: &mut Context<Self>) {
+        let outcome = if self.shutdown.is_stopping() {
+            PassOutcome::Interrupted
+        } else if tally.errors == 0 {
+            PassOutcome::Success
+        } else {
+            PassOutcome::Failure
+        };
+        // A dry run stops and deletes nothing: its "would be culled" counts
+        // are not culls.
+        let culled = |n: u64| if self.schedule.dry_run { 0 } else { n };
+        self.metrics.pass_finished(
+            outcome,
+            started.elapsed(),
+            PassCounts {
+                users_seen: tally.users_seen,
+                servers_seen: tally.servers_seen,
+                servers_stopped: culled(tally.servers_culled + tally.servers_still_stopping),
+                named_servers_removed: culled(tally.named_servers_removed),
+                users_deleted: culled(tally.users_culled),
+                errors: tally.errors,
+            },
+        );
         let took = started.elapsed().as_secs_f64();
         if let Some(signal) = self.shutdown.requested() {
             warning!(
@@ -175,7 +206,7 @@ impl Scheduler {
             System::current().stop_with_code(self.stop_code(signal));
             return;
         }
-        if self.dry_run {
+        if self.schedule.dry_run {
             info!(
                 self.log,
                 "Dry run finished in {took:.2} s: {}",
@@ -184,7 +215,7 @@ impl Scheduler {
         } else {
             info!(self.log, "Pass finished in {took:.2} s: {tally}");
         }
-        if self.once {
+        if self.schedule.once {
             let exit = if tally.errors == 0 {
                 Exit::Clean
             } else {
@@ -194,7 +225,7 @@ impl Scheduler {
         } else {
             // Passes start `every` apart; a pass longer than that is
             // followed at once by the next one.
-            ctx.notify_later(Tick, self.every.saturating_sub(started.elapsed()));
+            ctx.notify_later(Tick, self.schedule.every.saturating_sub(started.elapsed()));
         }
     }
 }

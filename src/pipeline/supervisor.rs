@@ -13,16 +13,18 @@ use super::executor::Executor;
 use super::guard::{RestartBudget, RestartLimit};
 use super::lister::Lister;
 use super::pool::ExecutorPool;
-use super::scheduler::{Scheduler, Stop};
+use super::scheduler::{Schedule, Scheduler, Stop};
 use super::shutdown::Shutdown;
 use crate::exit::{Exit, Signal};
 use crate::hub::HubClient;
 use crate::logging::{info, warning, Log};
+use crate::metrics::Metrics;
 use crate::report::Records;
 use crate::rules::required_scopes;
 use crate::settings::Settings;
 use actix::prelude::*;
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// The addresses of the running pipeline.
 pub struct Pipeline {
@@ -41,10 +43,10 @@ pub struct Pipeline {
 /// Starts every actor on the current arbiter (one thread is plenty for a
 /// network-bound service and lets them share one HTTP client and its
 /// connection pool) and returns their addresses.
-pub fn start(settings: &Settings, log: &Log) -> Pipeline {
+pub fn start(settings: &Settings, log: &Log, metrics: &Arc<Metrics>) -> Pipeline {
     let shutdown = Shutdown::new();
     let budget = RestartBudget::new(RestartLimit::default(), log.clone());
-    let client = HubClient::new(&settings.hub);
+    let client = HubClient::new(&settings.hub, Arc::clone(metrics));
     let executors = ExecutorPool::new(
         (1..=settings.concurrency.max(1))
             .map(|number| {
@@ -61,6 +63,7 @@ pub fn start(settings: &Settings, log: &Log) -> Pipeline {
             .collect(),
         settings.retry,
         Rc::clone(&shutdown),
+        Arc::clone(metrics),
         log.clone(),
     );
     let evaluator = {
@@ -93,17 +96,20 @@ pub fn start(settings: &Settings, log: &Log) -> Pipeline {
         })
     };
     let scheduler = {
-        let (lister, every, once, dry_run, shutdown, budget, log) = (
+        let schedule = Schedule {
+            every: settings.cull_every,
+            once: settings.once,
+            dry_run: settings.dry_run,
+        };
+        let (lister, shutdown, metrics, budget, log) = (
             lister.clone(),
-            settings.cull_every,
-            settings.once,
-            settings.dry_run,
             Rc::clone(&shutdown),
+            Arc::clone(metrics),
             Rc::clone(&budget),
             log.clone(),
         );
         actix::Supervisor::start(move |_| {
-            Scheduler::new(lister, every, once, dry_run, shutdown, budget, log)
+            Scheduler::new(lister, schedule, shutdown, metrics, budget, log)
         })
     };
     let mut schedule = if settings.once {

@@ -11,6 +11,7 @@ mod faults;
 mod graceful_stop;
 mod hub_answers;
 mod logs;
+mod metrics;
 mod pipeline;
 mod policy_rules;
 mod properties;

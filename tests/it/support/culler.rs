@@ -359,6 +359,24 @@ impl RunningCuller {
             .read_until(Instant::now() + timeout, |line| line.contains(needle))
     }
 
+    /// Waits until it has logged `count` lines that satisfy `matches`;
+    /// false if it did not within `timeout` (or exited first).
+    pub fn wait_for_lines(
+        &self,
+        count: usize,
+        timeout: Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> bool {
+        let mut seen = 0;
+        // read_until replays the lines already read before new ones.
+        self.stderr.read_until(Instant::now() + timeout, |line| {
+            if matches(line) {
+                seen += 1;
+            }
+            seen >= count
+        })
+    }
+
     /// Everything it has logged so far, while it keeps running.
     pub fn stderr_so_far(&self) -> String {
         self.stderr.text()
