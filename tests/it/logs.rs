@@ -122,3 +122,62 @@ fn a_password_in_the_url_is_refused_and_never_printed() {
     assert!(!out.stderr.contains("pa55word"), "{out}");
     assert!(out.stderr.contains("***@127.0.0.1:8081"), "{out}");
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_decision_fields() {
+    let hub = start(
+        HubConfig::new()
+            .user(idle_user("idle"))
+            .user(busy_user("busy")),
+    );
+    let out = once(&hub)
+        .args([TIMEOUT_1H, "--log-format=json", "--debug"])
+        .run();
+    out.assert_success();
+    let lines: Vec<serde_json::Value> = out
+        .stderr_lines()
+        .into_iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
+        .collect();
+    assert!(lines
+        .iter()
+        .all(|l| l["time"].is_string() && l["level"].is_string() && l["message"].is_string()));
+    let cull = lines
+        .iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Culling server idle")
+        })
+        .unwrap_or_else(|| panic!("no cull line in {lines:#?}"));
+    assert_eq!(cull["level"], "INFO");
+    assert_eq!(cull["user"], "idle");
+    assert_eq!(cull["server"], "");
+    assert_eq!(cull["action"], "stop");
+    assert_eq!(cull["reason"], "idle");
+    assert_eq!(cull["rule"], "flags");
+    assert!(cull["idle"].as_u64().unwrap() >= 7200 && cull["age"].as_u64().is_some());
+    let kept = lines
+        .iter()
+        .find(|l| l["user"] == "busy" && l["action"] == "keep")
+        .unwrap_or_else(|| panic!("no keep line in {lines:#?}"));
+    assert_eq!(kept["level"], "DEBUG");
+    assert_eq!(kept["reason"], "active");
+}
+
+#[test]
+fn text_logs_stay_as_they_were_without_the_new_flags() {
+    let hub = start(HubConfig::new().user(idle_user("idle")));
+    let out = once(&hub).arg(TIMEOUT_1H).run();
+    out.assert_success();
+    let cull = lines_with(&out, &["Culling server idle"]);
+    assert_eq!(cull.len(), 1, "{out}");
+    assert!(
+        cull[0].ends_with(
+            "INFO Culling server idle (reason: idle, inactive for 02:00:00, age: 02:00:00)"
+        ),
+        "upstream's words, nothing added: {out}"
+    );
+    assert!(out.stdout.is_empty(), "{out}");
+}
