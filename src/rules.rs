@@ -446,6 +446,10 @@ mod tests {
             rule("user = \"\"\ntimeout = 5").check(0),
             Err(RuleError::EmptyPattern("rule 1".into()))
         );
+        assert_eq!(
+            rule("user_options = { profile = \"\" }\ntimeout = 5").check(0),
+            Err(RuleError::EmptyPattern("rule 1".into()))
+        );
         assert_eq!(rule("max_age = 0").check(0), Ok(()));
         assert!(toml::from_str::<Rule>("users = \"a\"\ntimeout = 1").is_err());
     }
