@@ -1,11 +1,8 @@
 //! `/metrics` and `/health` served by the running culler: scraped with a
 //! real Prometheus text-format parser, counting what the fake hub saw.
 
-use std::time::Duration;
-
-use openmetrics_parser::{prometheus::parse_prometheus, PrometheusValue};
-
 use crate::support::culler::{Culler, RunningCuller};
+use crate::support::exposition::{get, sample};
 use crate::support::fake_hub::{DownMode, HubConfig};
 use crate::support::scenario::*;
 
@@ -27,39 +24,6 @@ pub fn metrics_url(culler: &RunningCuller) -> String {
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap();
     url.trim_end_matches('/').to_owned()
-}
-
-/// A GET that returns status and body whatever the status.
-pub fn get(url: &str) -> (u16, String) {
-    match ureq::get(url).timeout(Duration::from_secs(10)).call() {
-        Ok(response) => (response.status(), response.into_string().unwrap()),
-        Err(ureq::Error::Status(status, response)) => (status, response.into_string().unwrap()),
-        Err(err) => panic!("GET {url}: {err}"),
-    }
-}
-
-/// The value of one sample of a counter or gauge, found by name and labels.
-pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let exposition = parse_prometheus(text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
-    let family = exposition.families.get(name)?;
-    let found = family.iter_samples().find_map(|s| {
-        let matches = labels.iter().all(|(key, value)| {
-            s.get_labelset()
-                .ok()
-                .and_then(|set| set.get_label_value(key).map(|v| v == *value))
-                .unwrap_or(false)
-        });
-        if !matches {
-            return None;
-        }
-        match &s.value {
-            PrometheusValue::Counter(c) => Some(c.value.as_f64()),
-            PrometheusValue::Gauge(g) => Some(g.as_f64()),
-            PrometheusValue::Unknown(u) => Some(u.as_f64()),
-            _ => None,
-        }
-    });
-    found
 }
 
 #[test]

@@ -12,8 +12,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 
-use crate::support::culler::{Culler, RunningCuller};
-use crate::support::real_hub::{HubOptions, RealHub, SpawnerKind};
+use crate::support::culler::{Culler, CullerOutput, RunningCuller};
+use crate::support::exposition::sample;
+use crate::support::real_hub::{
+    ExtraService, HubOptions, RealHub, SpawnerKind, CULLER_SCOPES, CULLER_SERVICE,
+};
 
 /// Idle timeout for the culler in these tests: short, but long enough that
 /// servers given fresh activity cannot cross it during one culler pass.
@@ -789,5 +792,540 @@ fn culler_rides_out_a_hub_restart() {
          {} error lines while down)",
         t0.elapsed(),
         errors.len()
+    );
+}
+
+/// What a failing assertion about a `--once` run shows: the run (command,
+/// status, stdout, stderr) and the hub log's tail.
+fn explain_run(hub: &RealHub, run: &CullerOutput) -> String {
+    format!(
+        "\n{run}\n--- hub log ({}), last lines ---\n{}",
+        hub.log_path().display(),
+        hub.log_tail(40)
+    )
+}
+
+/// The decision records of a `--output=json` run, one JSON object a line.
+fn decision_records(hub: &RealHub, run: &CullerOutput) -> Vec<Value> {
+    run.stdout
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| {
+                panic!(
+                    "stdout line {line:?} is not JSON ({e}){}",
+                    explain_run(hub, run)
+                )
+            })
+        })
+        .collect()
+}
+
+/// The record about `user`'s server `server` ("" is the default server).
+fn server_record<'a>(
+    hub: &RealHub,
+    run: &CullerOutput,
+    records: &'a [Value],
+    user: &str,
+    server: &str,
+) -> &'a Value {
+    let mut found = records
+        .iter()
+        .filter(|r| r["user"] == user && r["server"] == server);
+    let record = found.next().unwrap_or_else(|| {
+        panic!(
+            "no decision record for {user:?}/{server:?}{}",
+            explain_run(hub, run)
+        )
+    });
+    assert!(
+        found.next().is_none(),
+        "two records for {user:?}/{server:?}{}",
+        explain_run(hub, run)
+    );
+    record
+}
+
+/// The keys every decision record has, as the README documents them.
+const RECORD_KEYS: [&str; 9] = [
+    "action",
+    "age_seconds",
+    "dry_run",
+    "idle_seconds",
+    "outcome",
+    "reason",
+    "rule",
+    "server",
+    "user",
+];
+
+/// The README's policy rules with seconds for the real hub: instructors
+/// (a hub group) and one user never, GPU servers (`user_options.profile`)
+/// and named servers after [`TIMEOUT_SECS`]; everything else by the flags.
+fn rules_for_a_real_hub() -> String {
+    format!(
+        r#"
+[[rules]]
+name = "instructors are never culled"
+group = "instructors"
+never = true
+
+[[rules]]
+name = "one user exempt"
+user = "director"
+never = true
+
+[[rules]]
+name = "GPU servers after {TIMEOUT_SECS} seconds"
+user_options = {{ profile = "gpu" }}
+timeout = {TIMEOUT_SECS}
+
+[[rules]]
+name = "named servers after {TIMEOUT_SECS} seconds"
+server = "named"
+timeout = {TIMEOUT_SECS}
+"#
+    )
+}
+
+/// Policy rules against a real hub: a real group made through the API,
+/// `user_options` the hub stored from the spawn request's body, named
+/// servers. Every server is idle past the rules' timeouts and far below
+/// the flags' `--timeout=3600`: only the rules can cull. A culler whose
+/// role lacks `read:users:groups` (the hub would hide the groups, and the
+/// instructors' rule would silently never match) is refused at start with
+/// exit 2, before anything is culled; with the scope, exactly the GPU and
+/// the named server go.
+#[test]
+#[ignore = "needs a real JupyterHub: run scripts/test"]
+fn policy_rules_decide_on_a_real_hub() {
+    let t0 = Instant::now();
+    let without_groups = "culler-without-groups";
+    let hub = RealHub::start(HubOptions {
+        allow_named_servers: true,
+        culler_extra_scopes: vec!["read:users:groups".into()],
+        extra_services: vec![ExtraService::new(without_groups, CULLER_SCOPES)],
+        ..HubOptions::default()
+    });
+    let users = [
+        "gpu-student",
+        "cpu-student",
+        "lab-student",
+        "teacher",
+        "director",
+    ];
+    hub.create_users(&users);
+    hub.create_group("instructors", &["teacher"]);
+    let gpu = json!({ "profile": "gpu" });
+    let cpu = json!({ "profile": "cpu" });
+    hub.start_server_with_options("gpu-student", "", &gpu);
+    hub.start_server_with_options("cpu-student", "", &cpu);
+    hub.start_server("lab-student", "");
+    hub.start_server("lab-student", "lab");
+    hub.start_server_with_options("teacher", "", &gpu);
+    hub.start_server("teacher", "lab");
+    hub.start_server_with_options("director", "", &gpu);
+    // What the rules match on is what the culler's token sees: the hub
+    // shows groups only with read:users:groups.
+    let teacher_as = |token: &str| -> Value {
+        let (status, body) = hub.request_as(token, "GET", "/users/teacher", None);
+        serde_json::from_str(&body)
+            .unwrap_or_else(|e| hub.fail(format!("GET /users/teacher: {status} {body}: {e}")))
+    };
+    let teacher = teacher_as(hub.culler_token());
+    assert_eq!(teacher["groups"], json!(["instructors"]), "{teacher}");
+    assert_eq!(teacher["servers"][""]["user_options"], gpu, "{teacher}");
+    let hidden = teacher_as(hub.service_token(without_groups));
+    assert!(hidden.get("groups").is_none(), "{hidden}");
+    assert_eq!(hidden["servers"][""]["user_options"], gpu, "{hidden}");
+    let all_servers = |hub: &RealHub| -> Vec<Option<BTreeSet<String>>> {
+        users.iter().map(|user| servers(hub, user)).collect()
+    };
+    let started = all_servers(&hub);
+    hub.wait_until_idle(&users, TIMEOUT);
+    let rules = hub.dir().join("rules.toml");
+    std::fs::write(&rules, rules_for_a_real_hub()).expect("write rules.toml");
+    let args = [
+        format!("--config={}", rules.display()),
+        "--timeout=3600".to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    // 1. A role without read:users:groups: refused before anything is sent.
+    let refused = hub.run_culler_with_token(hub.service_token(without_groups), &args);
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "a group rule without read:users:groups must stop the culler at start{}",
+        explain_run(&hub, &refused)
+    );
+    assert!(
+        refused
+            .stderr
+            .contains("rule \"instructors are never culled\" matches on groups")
+            && refused
+                .stderr
+                .contains("add read:users:groups to the culler's role"),
+        "the refusal should name the rule and the scope{}",
+        explain_run(&hub, &refused)
+    );
+    assert_eq!(
+        all_servers(&hub),
+        started,
+        "the refused culler stopped a server{}",
+        explain_run(&hub, &refused)
+    );
+    assert!(
+        !hub.log().contains("DELETE /hub/api/"),
+        "the refused culler sent a DELETE{}",
+        explain_run(&hub, &refused)
+    );
+    assert!(
+        !hub.log().contains("GET /hub/api/users?"),
+        "the refused culler listed users before checking its scopes{}",
+        explain_run(&hub, &refused)
+    );
+
+    // 2. With the scope, the rules decide.
+    let mut args = args;
+    args.push("--output=json");
+    let run = hub.cull_once(&args);
+    let expect = [
+        ("gpu-student", set(&[])),
+        ("cpu-student", set(&[""])),
+        ("lab-student", set(&[""])),
+        ("teacher", set(&["", "lab"])),
+        ("director", set(&[""])),
+    ];
+    for (user, left) in expect {
+        assert_eq!(
+            servers(&hub, user),
+            Some(left),
+            "{user}'s servers after the pass{}",
+            explain_run(&hub, &run)
+        );
+    }
+    let lab = hub
+        .user_with_stopped_servers("lab-student")
+        .unwrap_or_else(|| hub.fail("lab-student vanished"));
+    assert_eq!(
+        lab["servers"]["lab"]["stopped"],
+        json!(true),
+        "the named server is stopped, not removed: {lab}{}",
+        explain_run(&hub, &run)
+    );
+
+    // 3. The records say which rule decided.
+    let records = decision_records(&hub, &run);
+    let gpu_rule = format!("rule \"GPU servers after {TIMEOUT_SECS} seconds\"");
+    let named_rule = format!("rule \"named servers after {TIMEOUT_SECS} seconds\"");
+    let instructors = "rule \"instructors are never culled\"";
+    let exempt = "rule \"one user exempt\"";
+    for (user, server, action, reason, rule) in [
+        ("gpu-student", "", "stop", "idle", gpu_rule.as_str()),
+        ("cpu-student", "", "keep", "active", "flags"),
+        ("lab-student", "", "keep", "active", "flags"),
+        ("lab-student", "lab", "stop", "idle", named_rule.as_str()),
+        ("teacher", "", "keep", "never", instructors),
+        ("teacher", "lab", "keep", "never", instructors),
+        ("director", "", "keep", "never", exempt),
+    ] {
+        let record = server_record(&hub, &run, &records, user, server);
+        let outcome = (action == "stop").then_some("done");
+        assert_eq!(
+            (
+                record["action"].as_str(),
+                record["reason"].as_str(),
+                record["rule"].as_str(),
+                record["outcome"].as_str(),
+            ),
+            (Some(action), Some(reason), Some(rule), outcome),
+            "{user}/{server}: {record}{}",
+            explain_run(&hub, &run)
+        );
+    }
+    assert_eq!(
+        records.len(),
+        7,
+        "one record per server{}",
+        explain_run(&hub, &run)
+    );
+    let cull_line = run
+        .stderr
+        .lines()
+        .find(|line| line.contains("Culling server gpu-student (reason: idle"));
+    assert!(
+        cull_line.is_some_and(|line| line.contains(&gpu_rule)),
+        "the cull line names the rule{}",
+        explain_run(&hub, &run)
+    );
+    eprintln!(
+        "policy_rules_decide_on_a_real_hub: without read:users:groups: {}, stderr:\n{}",
+        refused.status,
+        refused.stderr.trim_end()
+    );
+    eprintln!("policy_rules_decide_on_a_real_hub: decision records:");
+    for line in run.stdout.lines() {
+        eprintln!("  {line}");
+    }
+    eprintln!(
+        "policy_rules_decide_on_a_real_hub took {:?} (refused run {:?}, pass {:?})",
+        t0.elapsed(),
+        refused.elapsed,
+        run.elapsed
+    );
+}
+
+/// `--once --dry-run --output=json` against a real hub with idle and
+/// active servers: nothing is stopped (the hub's state and its request log
+/// agree), and stdout holds one decision record per server with the
+/// documented fields, the idle ones `"action": "stop"` and
+/// `"dry_run": true`.
+#[test]
+#[ignore = "needs a real JupyterHub: run scripts/test"]
+fn dry_run_reports_and_stops_nothing_on_a_real_hub() {
+    let t0 = Instant::now();
+    let hub = RealHub::start(HubOptions {
+        allow_named_servers: true,
+        ..HubOptions::default()
+    });
+    let idle = ["idle-1", "carol@example.org"];
+    let busy = ["busy-1", "busy+2"];
+    let all: Vec<&str> = idle.iter().chain(&busy).copied().collect();
+    hub.create_users(&all);
+    for user in &all {
+        hub.start_server(user, "");
+    }
+    hub.start_server("idle-1", "lab");
+    hub.start_server("busy-1", "lab");
+    hub.wait_until_idle(&all, TIMEOUT);
+    hub.post_activity("busy-1", &["", "lab"]);
+    hub.post_activity("busy+2", &[""]);
+    let before: Vec<_> = all.iter().map(|user| servers(&hub, user)).collect();
+    let log_before = hub.log().len();
+
+    let run = hub.cull_once(&[&timeout_flag(), "--dry-run", "--output=json"]);
+
+    let after: Vec<_> = all.iter().map(|user| servers(&hub, user)).collect();
+    assert_eq!(
+        after,
+        before,
+        "a dry run changed the hub's servers{}",
+        explain_run(&hub, &run)
+    );
+    assert!(
+        !hub.log_since(log_before).contains("DELETE /hub/api/"),
+        "a dry run sent a DELETE{}",
+        explain_run(&hub, &run)
+    );
+    let records = decision_records(&hub, &run);
+    for record in &records {
+        let mut keys: Vec<&str> = record
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        keys.sort_unstable();
+        assert_eq!(keys, RECORD_KEYS, "{record}{}", explain_run(&hub, &run));
+        assert_eq!(
+            record["dry_run"],
+            json!(true),
+            "{record}{}",
+            explain_run(&hub, &run)
+        );
+        assert_eq!(
+            record["outcome"],
+            Value::Null,
+            "nothing was sent: {record}{}",
+            explain_run(&hub, &run)
+        );
+    }
+    let expected = [
+        ("idle-1", "", "stop", "idle"),
+        ("idle-1", "lab", "stop", "idle"),
+        ("carol@example.org", "", "stop", "idle"),
+        ("busy-1", "", "keep", "active"),
+        ("busy-1", "lab", "keep", "active"),
+        ("busy+2", "", "keep", "active"),
+    ];
+    assert_eq!(
+        records.len(),
+        expected.len(),
+        "one record per server, none about users without --cull-users{}",
+        explain_run(&hub, &run)
+    );
+    for (user, server, action, reason) in expected {
+        let record = server_record(&hub, &run, &records, user, server);
+        assert_eq!(
+            (record["action"].as_str(), record["reason"].as_str()),
+            (Some(action), Some(reason)),
+            "{user}/{server}: {record}{}",
+            explain_run(&hub, &run)
+        );
+        assert_eq!(
+            record["rule"],
+            "flags",
+            "{record}{}",
+            explain_run(&hub, &run)
+        );
+        let idle_seconds = record["idle_seconds"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no idle_seconds: {record}{}", explain_run(&hub, &run)));
+        let age_seconds = record["age_seconds"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no age_seconds: {record}{}", explain_run(&hub, &run)));
+        assert!(
+            (action == "stop") == (idle_seconds >= TIMEOUT_SECS) && age_seconds >= TIMEOUT_SECS,
+            "{record}{}",
+            explain_run(&hub, &run)
+        );
+    }
+    assert!(
+        run.stderr
+            .contains("Would cull server idle-1 (reason: idle")
+            && !run.stderr.contains("Culling server "),
+        "the log says what would be culled, and culls nothing{}",
+        explain_run(&hub, &run)
+    );
+    eprintln!("dry_run_reports_and_stops_nothing_on_a_real_hub: stdout of the culler:");
+    for line in run.stdout.lines() {
+        eprintln!("  {line}");
+    }
+    eprintln!(
+        "dry_run_reports_and_stops_nothing_on_a_real_hub took {:?} (culler pass {:?})",
+        t0.elapsed(),
+        run.elapsed
+    );
+}
+
+/// The culler as a managed service with a `url`: JupyterHub gives it
+/// `JUPYTERHUB_SERVICE_URL` and `JUPYTERHUB_SERVICE_PREFIX`, waits at start
+/// until it answers HTTP there, and routes `/services/culler/` on its proxy
+/// to it. Once it has culled an idle server, `/metrics` scraped through the
+/// proxy's public port (no token: the proxy forwards without checking)
+/// parses as Prometheus text and counts the pass, the stop and the
+/// `DELETE` the hub answered 204; `/health` through the proxy answers 200;
+/// and the culler saw the full path, prefix included.
+#[test]
+#[ignore = "needs a real JupyterHub: run scripts/test"]
+fn metrics_are_scraped_through_the_hubs_proxy() {
+    let t0 = Instant::now();
+    let hub = RealHub::start(HubOptions {
+        managed_culler_args: Some(vec![
+            timeout_flag(),
+            "--cull-every=1".into(),
+            "--log-level=DEBUG".into(),
+        ]),
+        managed_culler_url: true,
+        ..HubOptions::default()
+    });
+    let url = hub.managed_culler_url().expect("the culler has a url");
+    let prefix = format!("/services/{CULLER_SERVICE}/");
+    // (`hub.fail`, and so `hub.wait_for`, show the same.)
+    let explain = |hub: &RealHub| {
+        format!(
+            "\n--- the managed culler's lines of the hub log ---\n{}\n--- hub log ({}), last lines ---\n{}",
+            hub.managed_culler_log(),
+            hub.log_path().display(),
+            hub.log_tail(40)
+        )
+    };
+    // `start` returned once the hub had routed the service's prefix, which
+    // JupyterHub 6 does only after the service answered HTTP at its url.
+    assert_eq!(
+        hub.proxy_route_target(&prefix).as_deref(),
+        Some(url),
+        "the proxy's route for {prefix}{}",
+        explain(&hub)
+    );
+    hub.create_users(&["idle", "busy"]);
+    hub.start_server("idle", "");
+    hub.start_server("busy", "");
+    hub.wait_for(
+        "the managed culler to stop the idle server",
+        TIMEOUT + Duration::from_secs(60),
+        || {
+            hub.post_activity("busy", &[""]);
+            servers(&hub, "idle") == Some(set(&[]))
+        },
+    );
+
+    // The pass that stopped it ends after the hub's answer: scrape until
+    // the counters show it.
+    let metrics_path = format!("{prefix}metrics");
+    let value = |text: &str, name: &str, labels: &[(&str, &str)]| {
+        sample(text, &format!("jupyterhub_idle_culler_{name}"), labels)
+    };
+    let mut scrape = String::new();
+    hub.wait_for(
+        "a scrape through the proxy to count a successful pass and a stop",
+        Duration::from_secs(30),
+        || {
+            let (status, text) = hub.public_get(&metrics_path);
+            assert_eq!(
+                status,
+                200,
+                "GET {metrics_path} through the proxy: {text}{}",
+                explain(&hub)
+            );
+            scrape = text;
+            value(&scrape, "passes_total", &[("outcome", "success")]).unwrap_or(0.0) >= 1.0
+                && value(&scrape, "servers_stopped_total", &[]).unwrap_or(0.0) >= 1.0
+        },
+    );
+    let deletes = value(
+        &scrape,
+        "requests_total",
+        &[
+            ("method", "DELETE"),
+            ("endpoint", "/users/{name}/server"),
+            ("status", "204"),
+        ],
+    );
+    assert!(
+        deletes.is_some_and(|n| n >= 1.0),
+        "no DELETE /users/{{name}}/server 204 counted in\n{scrape}{}",
+        explain(&hub)
+    );
+    assert_eq!(
+        servers(&hub, "busy"),
+        Some(set(&[""])),
+        "the active server was culled{}",
+        explain(&hub)
+    );
+    let health_path = format!("{prefix}health");
+    let (status, health) = hub.public_get(&health_path);
+    assert_eq!(
+        status,
+        200,
+        "GET {health_path} through the proxy: {health}{}",
+        explain(&hub)
+    );
+    // The proxy forwards the whole path: the culler logs (at DEBUG) the
+    // request as it received it.
+    let seen = format!("GET \"{metrics_path}\" -> 200");
+    hub.wait_for(
+        "the culler to log the scrape it answered",
+        Duration::from_secs(10),
+        || hub.managed_culler_log().contains(&seen),
+    );
+
+    eprintln!(
+        "metrics_are_scraped_through_the_hubs_proxy: GET {health_path} -> {status} {}",
+        health.trim()
+    );
+    eprintln!("metrics_are_scraped_through_the_hubs_proxy: GET {metrics_path} (without the histogram's buckets):");
+    for line in scrape.lines().filter(|l| !l.contains("_bucket{")) {
+        eprintln!("  {line}");
+    }
+    eprintln!("metrics_are_scraped_through_the_hubs_proxy: the culler's endpoint lines:");
+    for line in hub
+        .managed_culler_log()
+        .lines()
+        .filter(|l| l.contains("Serving") || l.contains("Metrics endpoint"))
+    {
+        eprintln!("  {line}");
+    }
+    eprintln!(
+        "metrics_are_scraped_through_the_hubs_proxy took {:?}",
+        t0.elapsed()
     );
 }

@@ -4,6 +4,7 @@
 //! helpers carry knobs that only some tests use.
 #[allow(dead_code)]
 pub mod culler;
+pub mod exposition;
 pub mod fake_hub;
 #[allow(dead_code)]
 pub mod real_hub;

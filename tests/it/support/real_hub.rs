@@ -2,9 +2,11 @@
 //!
 //! The fake hub proves that the culler speaks the API as we understand it; this
 //! launcher proves that our understanding matches a real JupyterHub: scopes,
-//! pagination, percent-encoding, internal SSL and being run as a hub-managed
-//! service. Each [`RealHub`] lives in its own temporary directory with its own
-//! loopback ports, so tests can run in parallel threads. A test can also stop
+//! pagination, percent-encoding, internal SSL, groups and `user_options` as
+//! policy rules see them, and being run as a hub-managed service (with a
+//! `url` too, its `/metrics` reached through the hub's proxy). Each
+//! [`RealHub`] lives in its own temporary directory with its own loopback
+//! ports, so tests can run in parallel threads. A test can also stop
 //! the hub and start it again on the same directory, database, config, ports
 //! and tokens ([`RealHub::stop_hub`], [`RealHub::start_hub`]).
 //!
@@ -101,6 +103,24 @@ pub struct HubOptions {
     /// `c.JupyterHub.internal_ssl`: the hub API then speaks only HTTPS with
     /// client certificates.
     pub internal_ssl: bool,
+    /// Scopes the culler's role holds beyond [`CULLER_SCOPES`] (and
+    /// [`CULLER_USER_SCOPE`]), e.g. `read:users:groups` for a policy rule
+    /// on groups.
+    pub culler_extra_scopes: Vec<String>,
+    /// More services that hold only a token, each with a role of its own
+    /// (e.g. a culler's role without a scope a rule needs); their tokens are
+    /// [`RealHub::service_token`].
+    pub extra_services: Vec<ExtraService>,
+    /// With [`HubOptions::managed_culler_args`]: give the culler service a
+    /// `url`, `http://127.0.0.1:<free port>`. JupyterHub then sets
+    /// `JUPYTERHUB_SERVICE_URL` and `JUPYTERHUB_SERVICE_PREFIX`
+    /// (`/services/culler/`), routes that prefix on its proxy to the url,
+    /// once the service answers HTTP there: at start the hub waits for that
+    /// (any status below 500; up to the service's `timeout`, 30 s), and
+    /// JupyterHub 6 exits when a managed service does not answer in time or
+    /// exits first. [`RealHub::start`] returns once the proxy routes the
+    /// prefix.
+    pub managed_culler_url: bool,
     /// `c.JupyterHub.cleanup_servers` (hub default true). When false, the
     /// hub leaves single-user servers running when it stops, and a
     /// restarted hub ([`RealHub::start_hub`]) finds them still running:
@@ -121,7 +141,34 @@ impl Default for HubOptions {
             culler_may_delete_users: false,
             managed_culler_args: None,
             internal_ssl: false,
+            culler_extra_scopes: Vec::new(),
+            extra_services: Vec::new(),
+            managed_culler_url: false,
             cleanup_servers: true,
+        }
+    }
+}
+
+/// The name of the culler's service in every test hub: a managed culler
+/// with a `url` is reached through the proxy at `/services/culler/`.
+pub const CULLER_SERVICE: &str = "culler";
+
+/// A service that holds an API token and a role with `scopes`, nothing
+/// else ([`HubOptions::extra_services`]).
+#[derive(Clone, Debug)]
+pub struct ExtraService {
+    /// Its name (also its role's name, prefixed with `role-`).
+    pub name: String,
+    /// Its role's scopes.
+    pub scopes: Vec<String>,
+}
+
+impl ExtraService {
+    /// A service `name` with a role holding `scopes`.
+    pub fn new(name: &str, scopes: &[&str]) -> ExtraService {
+        ExtraService {
+            name: name.to_string(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
         }
     }
 }
@@ -145,6 +192,12 @@ pub struct RealHub {
     api_url: String,
     admin_token: String,
     culler_token: String,
+    /// The tokens of [`HubOptions::extra_services`], by name.
+    service_tokens: Vec<(String, String)>,
+    /// Whether the hub runs the culler ([`HubOptions::managed_culler_args`]).
+    managed_culler: bool,
+    /// The managed culler's `url` ([`HubOptions::managed_culler_url`]).
+    managed_culler_url: Option<String>,
     certs_dir: Option<PathBuf>,
     agent: ureq::Agent,
     log_path: PathBuf,
@@ -187,6 +240,20 @@ impl RealHub {
         let [public_port, hub_port, proxy_api_port] = free_ports();
         let admin_token = random_token();
         let culler_token = random_token();
+        let service_tokens: Vec<(String, String)> = options
+            .extra_services
+            .iter()
+            .map(|service| (service.name.clone(), random_token()))
+            .collect();
+        // Free when chosen; the culler binds it as it starts (a port taken
+        // meanwhile makes it exit "already in use", and the hub with it:
+        // `start` then tries new ports).
+        let managed_culler_url =
+            (options.managed_culler_args.is_some() && options.managed_culler_url).then(|| {
+                let listener = claim_listeners(1).pop().expect("one listener");
+                let port = listener.local_addr().expect("local address").port();
+                format!("http://127.0.0.1:{port}")
+            });
         let certs_dir = options.internal_ssl.then(|| dir_path.join("internal-ssl"));
         let stand_in = (!options.cleanup_servers && options.spawner == SpawnerKind::Light)
             .then(StandInServer::start);
@@ -199,6 +266,8 @@ impl RealHub {
             proxy_api_port,
             admin_token: &admin_token,
             culler_token: &culler_token,
+            service_tokens: &service_tokens,
+            managed_culler_url: managed_culler_url.as_deref(),
             light_server_url: stand_in.as_ref().map(StandInServer::url),
         });
         let config_path = dir_path.join("jupyterhub_config.py");
@@ -227,6 +296,9 @@ impl RealHub {
             api_url,
             admin_token,
             culler_token,
+            service_tokens,
+            managed_culler: options.managed_culler_args.is_some(),
+            managed_culler_url,
             certs_dir,
             agent: plain_agent(),
             log_path,
@@ -268,20 +340,67 @@ impl RealHub {
                 }
             }
             if agent_ready {
-                match self.agent.get(&format!("{}/", self.api_url)).call() {
-                    Ok(response) if response.status() == 200 => return Ok(()),
-                    Ok(response) => last_error = format!("status {}", response.status()),
-                    Err(e) => last_error = e.to_string(),
+                let url = format!("{}/", self.api_url);
+                match self.agent.get(&url).call() {
+                    Ok(response) if response.status() == 200 => match self.service_unrouted() {
+                        None => return Ok(()),
+                        Some(why) => last_error = why,
+                    },
+                    Ok(response) => last_error = format!("GET {url}: status {}", response.status()),
+                    Err(e) => last_error = format!("GET {url}: {e}"),
                 }
             }
             if started.elapsed() > HUB_START_DEADLINE {
                 return Err(format!(
-                    "the hub did not answer GET {}/ within {HUB_START_DEADLINE:?}: {last_error}",
-                    self.api_url
+                    "the hub was not ready within {HUB_START_DEADLINE:?}: {last_error}"
                 ));
             }
             thread::sleep(POLL);
         }
+    }
+
+    /// Why a hub whose managed culler has a `url` is not ready yet, although
+    /// its API answers: JupyterHub starts its services after its API
+    /// listens, waits for each service with a `url` to answer HTTP there
+    /// (the hub exits if one does not, or exits first) and only then routes
+    /// `/services/NAME/` on its proxy. `None` once routed, or when there is
+    /// no such service.
+    fn service_unrouted(&self) -> Option<String> {
+        let url = self.managed_culler_url.as_deref()?;
+        let prefix = format!("/services/{CULLER_SERVICE}/");
+        match self.try_proxy_route_target(&prefix) {
+            Ok(Some(target)) if target == url => None,
+            Ok(target) => Some(format!(
+                "the hub's API answers, but its proxy routes {prefix} to {target:?}, \
+                 not yet to the culler's url {url}"
+            )),
+            Err(e) => Some(e),
+        }
+    }
+
+    /// Where the hub's proxy sends `routespec` (e.g. `/services/culler/`,
+    /// `/user/alice/`), as the hub's `GET /proxy` tells; `None` without
+    /// such a route.
+    #[track_caller]
+    pub fn proxy_route_target(&self, routespec: &str) -> Option<String> {
+        self.try_proxy_route_target(routespec)
+            .unwrap_or_else(|e| self.fail(e))
+    }
+
+    fn try_proxy_route_target(&self, routespec: &str) -> Result<Option<String>, String> {
+        let url = format!("{}/proxy", self.api_url);
+        let routes: Value = self
+            .agent
+            .get(&url)
+            .set("Authorization", &format!("token {}", self.admin_token))
+            .call()
+            .map_err(|e| format!("GET {url}: {e}"))?
+            .into_json()
+            .map_err(|e| format!("GET {url}: bad JSON: {e}"))?;
+        // Paginated when asked to be (as `request` does); a bare object
+        // from older hubs.
+        let items = routes.get("items").unwrap_or(&routes);
+        Ok(items[routespec]["target"].as_str().map(str::to_string))
     }
 
     /// The hub API base URL, e.g. `http://127.0.0.1:PORT/hub/api` (https
@@ -310,6 +429,66 @@ impl RealHub {
     /// The token of the test's own admin service, for set-up calls.
     pub fn admin_token(&self) -> &str {
         &self.admin_token
+    }
+
+    /// The token of one of [`HubOptions::extra_services`].
+    #[track_caller]
+    pub fn service_token(&self, name: &str) -> &str {
+        self.service_tokens
+            .iter()
+            .find(|(service, _)| service == name)
+            .map(|(_, token)| token.as_str())
+            .unwrap_or_else(|| self.fail(format!("no extra service {name:?} in this hub")))
+    }
+
+    /// The managed culler's `url` (`http://127.0.0.1:PORT`), when it has
+    /// one ([`HubOptions::managed_culler_url`]).
+    pub fn managed_culler_url(&self) -> Option<&str> {
+        self.managed_culler_url.as_deref()
+    }
+
+    /// `GET {public_url}{path}` through the hub's proxy, as a browser or a
+    /// Prometheus outside the hub would send it: no token, no redirects
+    /// followed. Returns status and body; only transport errors panic.
+    #[track_caller]
+    pub fn public_get(&self, path: &str) -> (u16, String) {
+        let url = format!("{}{path}", self.public_url());
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(10))
+            .redirects(0)
+            .build();
+        let response = match agent.get(&url).call() {
+            Ok(response) => response,
+            Err(ureq::Error::Status(_, response)) => response,
+            Err(e) => self.fail(format!("GET {url} failed: {e}")),
+        };
+        let status = response.status();
+        let text = response
+            .into_string()
+            .unwrap_or_else(|e| self.fail(format!("GET {url}: unreadable body: {e}")));
+        (status, text)
+    }
+
+    /// The lines of the hub log that a managed culler wrote (it logs to the
+    /// hub's stderr): the hub's own lines start with `[`, the proxy's with
+    /// a time of day and `[ConfigProxy]`, the culler's with a date (`Dec 01
+    /// 15:02:11.410 INFO ...`).
+    pub fn managed_culler_log(&self) -> String {
+        let mut lines: Vec<&str> = Vec::new();
+        let log = self.log();
+        for line in log.lines() {
+            let mut words = line.split(' ');
+            let month = words.next().unwrap_or_default();
+            let day = words.next().unwrap_or_default();
+            let is_culler = month.len() == 3
+                && month.chars().all(|c| c.is_ascii_alphabetic())
+                && day.len() == 2
+                && day.chars().all(|c| c.is_ascii_digit());
+            if is_culler {
+                lines.push(line);
+            }
+        }
+        lines.join("\n")
     }
 
     /// `c.JupyterHub.internal_certs_location` when internal SSL is on: what
@@ -347,11 +526,21 @@ impl RealHub {
     }
 
     /// Panics with `msg`, the log's path and its tail: the hub log is
-    /// nearly always what explains a failure here.
+    /// nearly always what explains a failure here. A hub that runs the
+    /// culler adds the culler's last lines (its stderr is in the hub log,
+    /// interleaved with the hub's).
     #[track_caller]
     pub fn fail(&self, msg: impl Display) -> ! {
+        let culler = if self.managed_culler {
+            format!(
+                "\n--- last lines of the managed culler (from the hub log) ---\n{}",
+                tail(&self.managed_culler_log(), 40)
+            )
+        } else {
+            String::new()
+        };
         panic!(
-            "{msg}\nhub log: {}\n--- last lines of the hub log ---\n{}",
+            "{msg}\nhub log: {}{culler}\n--- last lines of the hub log ---\n{}",
             self.log_path.display(),
             self.log_tail(40)
         )
@@ -431,12 +620,39 @@ impl RealHub {
         self.api("PATCH", &path, Some(&json!({ "admin": true })), &[200]);
     }
 
+    /// Creates a group (`POST /groups/{name}`) and adds `users` to it
+    /// (`POST /groups/{name}/users`).
+    #[track_caller]
+    pub fn create_group(&self, name: &str, users: &[&str]) {
+        let path = format!("/groups/{}", encode(name));
+        self.api("POST", &path, None, &[201]);
+        self.api(
+            "POST",
+            &format!("{path}/users"),
+            Some(&json!({ "users": users })),
+            &[200],
+        );
+    }
+
     /// Starts a user's server (`""` is the default server) and waits until
     /// the hub reports it ready.
     #[track_caller]
     pub fn start_server(&self, user: &str, server: &str) {
+        self.spawn_server(user, server, None);
+    }
+
+    /// Like [`RealHub::start_server`], with a request body: the hub keeps
+    /// it as the spawner's `user_options` (what a user picks in a spawn
+    /// form, e.g. `{"profile": "gpu"}`) and shows it in the server model.
+    #[track_caller]
+    pub fn start_server_with_options(&self, user: &str, server: &str, user_options: &Value) {
+        self.spawn_server(user, server, Some(user_options));
+    }
+
+    #[track_caller]
+    fn spawn_server(&self, user: &str, server: &str, body: Option<&Value>) {
         let path = server_path(user, server);
-        let (status, text) = self.request("POST", &path, None);
+        let (status, text) = self.request("POST", &path, body);
         match status {
             201 => {}
             202 => self.await_server_ready(user, server),
@@ -1029,6 +1245,10 @@ struct ConfigInputs<'a> {
     proxy_api_port: u16,
     admin_token: &'a str,
     culler_token: &'a str,
+    /// The tokens of the extra services, by name.
+    service_tokens: &'a [(String, String)],
+    /// The managed culler service's `url`, if it has one.
+    managed_culler_url: Option<&'a str>,
     /// Where the light spawner's servers answer when they must outlive the
     /// hub; `None` runs them in the hub process.
     light_server_url: Option<String>,
@@ -1219,24 +1439,36 @@ fn hub_config(inputs: &ConfigInputs) -> String {
         }
     }
 
-    let mut culler_service = json!({ "name": "culler", "api_token": inputs.culler_token });
+    let mut culler_service = json!({ "name": CULLER_SERVICE, "api_token": inputs.culler_token });
     if let Some(args) = &o.managed_culler_args {
         let mut command = vec![CULLER_BIN.to_string()];
         command.extend(args.iter().cloned());
         culler_service["command"] = json!(command);
+        if let Some(url) = inputs.managed_culler_url {
+            culler_service["url"] = json!(url);
+        }
     }
-    let services = json!([
-        { "name": "test-admin", "api_token": inputs.admin_token },
+    let mut services = vec![
+        json!({ "name": "test-admin", "api_token": inputs.admin_token }),
         culler_service,
-    ]);
+    ];
     let mut scopes: Vec<&str> = CULLER_SCOPES.to_vec();
     if o.culler_may_delete_users {
         scopes.push(CULLER_USER_SCOPE);
     }
-    let roles = json!([
-        { "name": "admin", "services": ["test-admin"] },
-        { "name": "idle-culler", "scopes": scopes, "services": ["culler"] },
-    ]);
+    scopes.extend(o.culler_extra_scopes.iter().map(String::as_str));
+    let mut roles = vec![
+        json!({ "name": "admin", "services": ["test-admin"] }),
+        json!({ "name": "idle-culler", "scopes": scopes, "services": [CULLER_SERVICE] }),
+    ];
+    for (service, (name, token)) in o.extra_services.iter().zip(inputs.service_tokens) {
+        services.push(json!({ "name": name, "api_token": token }));
+        roles.push(json!({
+            "name": format!("role-{name}"),
+            "scopes": service.scopes,
+            "services": [name],
+        }));
+    }
     // JSON arrays/objects of strings are Python literals too.
     line(format!("c.JupyterHub.services = {}", py(&services)));
     line(format!("c.JupyterHub.load_roles = {}", py(&roles)));
