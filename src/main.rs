@@ -61,7 +61,8 @@ fn main() -> ExitCode {
             log.write(
                 LogLevel::Info,
                 format_args!(
-                    "Serving /metrics and /health at http://{bound}/ (bound to {address}){}",
+                    "Serving /metrics and /health at http://{bound}/ ({}){}",
+                    address.origin,
                     settings
                         .service_prefix
                         .as_deref()

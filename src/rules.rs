@@ -236,26 +236,25 @@ impl Pattern {
 /// for names, and no recursion to blow up on hostile patterns.
 fn glob(pattern: &[char], text: &[char]) -> bool {
     let (mut p, mut t) = (0, 0);
+    // After the last `*` seen: where the pattern goes on, and where in the
+    // text that `*` stopped swallowing.
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {
         match pattern.get(p) {
             Some('*') => {
+                p += 1;
                 star = Some((p, t));
-                p += 1;
             }
-            Some('?') => {
-                p += 1;
-                t += 1;
-            }
-            Some(&c) if c == text[t] => {
+            Some(&c) if c == '?' || c == text[t] => {
                 p += 1;
                 t += 1;
             }
             _ => match star {
-                Some((star_p, star_t)) => {
-                    p = star_p + 1;
-                    t = star_t + 1;
-                    star = Some((star_p, star_t + 1));
+                // Let the `*` swallow one more character, and retry.
+                Some((after_star, swallowed)) => {
+                    p = after_star;
+                    t = swallowed + 1;
+                    star = Some((after_star, t));
                 }
                 None => return false,
             },
@@ -378,6 +377,32 @@ mod tests {
         assert!(p("*a*b*").matches("xxaxxbxx") && !p("*a*b*").matches("xxbxxaxx"));
         assert!(p("*").matches(""));
         assert!(p("é*").matches("émile"));
+    }
+
+    /// The obvious recursive matcher, as the reference the fast one must
+    /// agree with.
+    fn reference(pattern: &[char], text: &[char]) -> bool {
+        match (pattern.first(), text.first()) {
+            (None, _) => text.is_empty(),
+            (Some('*'), _) => {
+                reference(&pattern[1..], text)
+                    || (!text.is_empty() && reference(pattern, &text[1..]))
+            }
+            (Some('?'), Some(_)) => reference(&pattern[1..], &text[1..]),
+            (Some(p), Some(t)) if p == t => reference(&pattern[1..], &text[1..]),
+            _ => false,
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn globs_agree_with_the_reference_matcher(
+            pattern in "[ab*?]{0,8}",
+            text in "[ab]{0,10}",
+        ) {
+            let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+            proptest::prop_assert_eq!(glob(&p, &t), reference(&p, &t), "{:?} ~ {:?}", pattern, text);
+        }
     }
 
     #[test]

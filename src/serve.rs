@@ -151,6 +151,19 @@ pub enum BindOrigin {
     ServiceUrlName(String),
 }
 
+impl fmt::Display for BindOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BindOrigin::Flag => f.write_str("--metrics-bind"),
+            BindOrigin::ServiceUrl => f.write_str("JUPYTERHUB_SERVICE_URL"),
+            BindOrigin::ServiceUrlName(host) => write!(
+                f,
+                "all interfaces: JUPYTERHUB_SERVICE_URL names the host {host:?}, not an address of this machine"
+            ),
+        }
+    }
+}
+
 impl fmt::Display for BindAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.origin {

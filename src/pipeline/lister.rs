@@ -187,7 +187,7 @@ impl Walk {
     /// Checks, before anything is culled, that the token's scopes show
     /// what the policy rules match on: a rule on groups the hub hides would
     /// never match, and its exemptions would silently not protect anyone.
-    /// A token that cannot show them stops the culler (exit 2).
+    /// A token that cannot show them ends the culler (exit 2).
     async fn check_scopes(&self, version: &HubVersion) -> Result<(), Tally> {
         let scopes = match self.pool.call(GetTokenOwner, None).await {
             Ok(owner) => owner.scopes,
@@ -218,8 +218,8 @@ impl Walk {
             "Stopping before culling anything: the policy rules cannot be applied with this token (its scopes: {})",
             scopes.join(", ")
         );
-        System::current().stop_with_code(Exit::Usage.code());
-        Err(Tally::failure())
+        // Nothing is in flight yet: end here, as a usage error would at start.
+        std::process::exit(Exit::Usage.code())
     }
 
     /// Walks one listing (one `state`) to the end, as [`PageWalk`] plans:

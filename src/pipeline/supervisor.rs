@@ -117,6 +117,11 @@ pub fn start(settings: &Settings, log: &Log, metrics: &Arc<Metrics>) -> Pipeline
     } else {
         format!("every {} s", settings.cull_every.as_secs())
     };
+    match settings.policy.rules.len() {
+        0 => {}
+        1 => schedule.push_str(", with 1 policy rule"),
+        n => schedule.push_str(&format!(", with {n} policy rules")),
+    }
     if settings.dry_run {
         schedule.push_str(" (dry run: nothing is stopped or deleted)");
     }
