@@ -55,6 +55,10 @@ pub struct FileConfig {
     pub retry_delay: Option<f64>,
     /// `--dry-run`.
     pub dry_run: Option<bool>,
+    /// `--once`.
+    pub once: Option<bool>,
+    /// `--output`.
+    pub output: Option<String>,
     /// `--metrics-bind`.
     pub metrics_bind: Option<String>,
     /// `--health-failures`.
@@ -157,6 +161,10 @@ impl FileConfig {
         text(&mut raw.health_failures, &self.health_failures);
         text(&mut raw.log_level, &self.log_level);
         text(&mut raw.log_format, &self.log_format);
+        text(&mut raw.output, &self.output);
+        if !raw.once {
+            raw.once = self.once.unwrap_or(false);
+        }
         flag(&mut raw.cull_users, self.cull_users);
         flag(&mut raw.cull_admin_users, self.cull_admin_users);
         flag(&mut raw.cull_default_servers, self.cull_default_servers);
@@ -220,6 +228,10 @@ retry_delay = 1.0
 
 # Decide and report, but send no stop and no delete.
 dry_run = false
+# Run one pass and exit (for a CronJob); and, with it, "json" writes one
+# decision record per server and user to stdout.
+once = false
+output = "text"
 
 # Serve /metrics (Prometheus) and /health here, e.g. "127.0.0.1:9090"; empty
 # means only when the hub gave this service a url (JUPYTERHUB_SERVICE_URL).
@@ -304,6 +316,8 @@ mod tests {
         retries: (),
         retry_delay: (),
         dry_run: (),
+        once: (),
+        output: (),
         metrics_bind: (),
         health_failures: (),
         log_level: (),
@@ -354,5 +368,22 @@ mod tests {
         assert_eq!(raw.cull_users, Some(Some("true".into())));
         assert_eq!(raw.retry_delay.as_deref(), Some("0.5"));
         assert_eq!(raw.max_age, None);
+    }
+
+    #[test]
+    fn once_and_output_come_from_the_file_too() {
+        let config = FileConfig::parse("once = true\noutput = \"json\"\n").unwrap();
+        let mut raw = RawArgs::default();
+        config.fill(&mut raw);
+        assert!(raw.once);
+        assert_eq!(raw.output.as_deref(), Some("json"));
+        let mut flagged = RawArgs {
+            once: true,
+            ..RawArgs::default()
+        };
+        FileConfig::parse("once = false\n")
+            .unwrap()
+            .fill(&mut flagged);
+        assert!(flagged.once, "a flag given wins over the file");
     }
 }
