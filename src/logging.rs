@@ -701,6 +701,16 @@ mod tests {
         (log, out)
     }
 
+    #[test]
+    fn any_other_slog_value_is_scrubbed_text_and_an_absent_one_is_left_out() {
+        let (log, out) = json_log(LogLevel::Info, &["s3cr3t"]);
+        slog::info!(log.logger, "m"; "flag" => true, "said" => format_args!("a s3cr3t b"), "missing" => None::<u64>);
+        let lines = json_lines(&out);
+        assert_eq!(lines[0]["flag"], "true");
+        assert_eq!(lines[0]["said"], "a <redacted> b");
+        assert!(lines[0].get("missing").is_none(), "{}", lines[0]);
+    }
+
     /// Every line written, each parsed as one JSON object.
     fn json_lines(out: &Captured) -> Vec<Value> {
         let text = out.text();

@@ -89,12 +89,6 @@ impl Endpoint {
     }
 }
 
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.template())
-    }
-}
-
 /// How a pass ended, as the caller judges it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PassOutcome {
@@ -874,6 +868,10 @@ mod tests {
         let health = metrics.health(3);
         assert_eq!(health.status, HealthStatus::Ok);
         assert_eq!(health.last_success, Some(at));
+        assert_eq!(
+            health.reason(),
+            "the last pass succeeded; the last successful pass finished at 2026-01-01T00:10:00Z"
+        );
         for failed in 1..=2 {
             metrics.pass_finished(PassOutcome::Failure, Duration::ZERO, counts(0));
             let health = metrics.health(3);
