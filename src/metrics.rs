@@ -565,8 +565,10 @@ fn known_method(method: &str) -> &'static str {
 fn float(value: f64) -> String {
     if value.is_nan() {
         "NaN".to_owned()
-    } else if value.is_infinite() {
-        if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
+    } else if value == f64::INFINITY {
+        "+Inf".to_owned()
+    } else if value == f64::NEG_INFINITY {
+        "-Inf".to_owned()
     } else {
         format!("{value}")
     }
