@@ -943,6 +943,9 @@ mod tests {
         assert_eq!(head_end(b"GET / HTTP/1.1\n\n"), Some(16));
         assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: x\r\n"), None);
         assert_eq!(head_end(b""), None);
+        // A `\n\r` that no `\n` follows is no end.
+        assert_eq!(head_end(b"GET / HTTP/1.1\n\rX: y"), None);
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\n\r\n"), Some(18));
     }
 
     mod fuzz {
@@ -1056,6 +1059,71 @@ mod tests {
 
     fn get(path: &str) -> String {
         format!("GET {path} HTTP/1.1\r\nHost: culler\r\nUser-Agent: test\r\n\r\n")
+    }
+
+    #[test]
+    fn status_lines_carry_their_reason_phrases() {
+        for (status, phrase) in [
+            (200, "OK"),
+            (400, "Bad Request"),
+            (404, "Not Found"),
+            (405, "Method Not Allowed"),
+            (408, "Request Timeout"),
+            (431, "Request Header Fields Too Large"),
+            (503, "Service Unavailable"),
+            (505, "HTTP Version Not Supported"),
+        ] {
+            let bytes = Response::text(status, "x").to_bytes();
+            let text = String::from_utf8(bytes).unwrap();
+            assert!(
+                text.starts_with(&format!("HTTP/1.1 {status} {phrase}\r\n")),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bind_failures_say_what_to_do() {
+        let failure = |kind| BindError::Bind {
+            addr: "10.1.2.3:80".parse().unwrap(),
+            kind,
+            detail: "os error".into(),
+        };
+        let in_use = failure(io::ErrorKind::AddrInUse).to_string();
+        assert!(in_use.contains("port 80 is already in use"), "{in_use}");
+        let denied = failure(io::ErrorKind::PermissionDenied).to_string();
+        assert!(denied.contains("ports below 1024"), "{denied}");
+        let foreign = failure(io::ErrorKind::AddrNotAvailable).to_string();
+        assert!(
+            foreign.contains("10.1.2.3 is not an address of this machine"),
+            "{foreign}"
+        );
+        let other = failure(io::ErrorKind::Other).to_string();
+        assert!(other.ends_with("os error"), "{other}");
+    }
+
+    #[test]
+    fn origins_are_named_for_the_log() {
+        assert_eq!(BindOrigin::Flag.to_string(), "--metrics-bind");
+        assert_eq!(BindOrigin::ServiceUrl.to_string(), "JUPYTERHUB_SERVICE_URL");
+        assert!(BindOrigin::ServiceUrlName("culler".into())
+            .to_string()
+            .contains("all interfaces"));
+        assert_eq!(Routes::new(None, 5).max_failures(), 5);
+    }
+
+    #[actix_rt::test]
+    async fn a_real_scrapers_long_head_is_served() {
+        // Prometheus sends a few hundred bytes; a proxy may add kilobytes of
+        // headers (cookies, forwarding): still well within the limit.
+        let metrics = Metrics::new();
+        let addr = start(&metrics, Routes::new(None, 3));
+        let request = get("/metrics").replacen(
+            "\r\n\r\n",
+            &format!("\r\nCookie: {}\r\n\r\n", "c".repeat(5000)),
+            1,
+        );
+        assert_eq!(exchange(addr, request).await.status, 200);
     }
 
     #[actix_rt::test]
