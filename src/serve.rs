@@ -928,6 +928,7 @@ mod tests {
             ("GET metrics HTTP/1.1\r\n\r\n", 400),
             ("GET /metrics HTTP/1.1\r\nno colon\r\n\r\n", 400),
             ("GET /metrics HTTP/1.1\r\n: empty name\r\n\r\n", 400),
+            ("GET ftp://culler/metrics HTTP/1.1\r\n\r\n", 400),
         ] {
             assert_eq!(ok(head).map_err(|e| e.0), Err(status), "{head:?}");
         }
