@@ -3,7 +3,7 @@
 
 use crate::support::culler::{Culler, RunningCuller};
 use crate::support::exposition::{get, sample};
-use crate::support::fake_hub::{DownMode, HubConfig};
+use crate::support::fake_hub::{DownMode, FakeServer, FakeUser, HubConfig};
 use crate::support::scenario::*;
 
 /// Waits for the culler to say where it serves, and returns that base URL.
@@ -31,10 +31,20 @@ fn metrics_count_the_passes_and_the_requests_the_hub_saw() {
     let hub = start(
         HubConfig::new()
             .users(idle_users(3))
-            .user(busy_user("busy")),
+            .user(busy_user("busy"))
+            .user(
+                FakeUser::new("lab")
+                    .idle_for(secs(60))
+                    .server(FakeServer::named("lab").idle_for(hours(2))),
+            ),
     );
     let culler = Culler::against(hub.url(), TOKEN)
-        .args([TIMEOUT_1H, "--cull-every=600", "--metrics-bind=127.0.0.1:0"])
+        .args([
+            TIMEOUT_1H,
+            "--cull-every=600",
+            "--metrics-bind=127.0.0.1:0",
+            "--remove-named-servers",
+        ])
         .spawn();
     let base = metrics_url(&culler);
     assert!(
@@ -50,9 +60,10 @@ fn metrics_count_the_passes_and_the_requests_the_hub_saw() {
     };
     assert_eq!(value("passes_total", &[("outcome", "success")]), 1.0);
     assert_eq!(value("passes_total", &[("outcome", "failure")]), 0.0);
-    assert_eq!(value("users_seen_total", &[]), 4.0);
-    assert_eq!(value("servers_seen_total", &[]), 4.0);
-    assert_eq!(value("servers_stopped_total", &[]), 3.0);
+    assert_eq!(value("users_seen_total", &[]), 5.0);
+    assert_eq!(value("servers_seen_total", &[]), 5.0);
+    assert_eq!(value("servers_stopped_total", &[]), 4.0);
+    assert_eq!(value("named_servers_removed_total", &[]), 1.0);
     assert_eq!(
         value(
             "requests_total",
@@ -62,7 +73,18 @@ fn metrics_count_the_passes_and_the_requests_the_hub_saw() {
                 ("status", "204")
             ]
         ),
-        hub.deletes().len() as f64
+        3.0
+    );
+    assert_eq!(
+        value(
+            "requests_total",
+            &[
+                ("method", "DELETE"),
+                ("endpoint", "/users/{name}/servers/{server}"),
+                ("status", "204")
+            ]
+        ),
+        1.0
     );
     assert_eq!(
         value(
