@@ -32,6 +32,7 @@ fn metrics_count_the_passes_and_the_requests_the_hub_saw() {
         HubConfig::new()
             .users(idle_users(3))
             .user(busy_user("busy"))
+            .user(idle_user("slow").slow_stop(true))
             .user(
                 FakeUser::new("lab")
                     .idle_for(secs(60))
@@ -60,9 +61,10 @@ fn metrics_count_the_passes_and_the_requests_the_hub_saw() {
     };
     assert_eq!(value("passes_total", &[("outcome", "success")]), 1.0);
     assert_eq!(value("passes_total", &[("outcome", "failure")]), 0.0);
-    assert_eq!(value("users_seen_total", &[]), 5.0);
-    assert_eq!(value("servers_seen_total", &[]), 5.0);
-    assert_eq!(value("servers_stopped_total", &[]), 4.0);
+    assert_eq!(value("users_seen_total", &[]), 6.0);
+    assert_eq!(value("servers_seen_total", &[]), 6.0);
+    // Stopped (4) and still stopping (1: the hub accepted it, 202).
+    assert_eq!(value("servers_stopped_total", &[]), 5.0);
     assert_eq!(value("named_servers_removed_total", &[]), 1.0);
     assert_eq!(
         value(
