@@ -12,7 +12,7 @@ use structopt::StructOpt;
 /// The flags exactly as given (after [`normalize`]).
 #[derive(Clone, Debug, Default, StructOpt)]
 #[structopt(
-    name = "jupyterhub-idle-culler",
+    name = "jupyterhub-idle-culler-rs",
     about = "Stops idle JupyterHub servers and, with --cull-users, deletes idle users.\n\
              Needs JUPYTERHUB_API_TOKEN; JUPYTERHUB_API_URL is the default --url;\n\
              JUPYTERHUB_REQUEST_TIMEOUT (seconds, default 60) bounds each request.",
@@ -205,7 +205,7 @@ mod tests {
     use super::*;
 
     fn parse_ok(args: &[&str]) -> RawArgs {
-        let mut all = vec!["jupyterhub-idle-culler"];
+        let mut all = vec!["jupyterhub-idle-culler-rs"];
         all.extend_from_slice(args);
         match parse(all) {
             Ok(raw) => raw,
@@ -214,7 +214,7 @@ mod tests {
     }
 
     fn parse_err(args: &[&str]) -> String {
-        let mut all = vec!["jupyterhub-idle-culler"];
+        let mut all = vec!["jupyterhub-idle-culler-rs"];
         all.extend_from_slice(args);
         match parse(all) {
             Err(CliOutcome::Invalid(line)) => line,
@@ -286,12 +286,12 @@ mod tests {
 
     #[test]
     fn help_and_version_are_info() {
-        match parse(["jupyterhub-idle-culler", "--help"]) {
+        match parse(["jupyterhub-idle-culler-rs", "--help"]) {
             Err(CliOutcome::Info(text)) => assert!(text.contains("--cull-users"), "{text}"),
             other => panic!("--help: {other:?}"),
         }
         assert!(matches!(
-            parse(["jupyterhub-idle-culler", "--version"]),
+            parse(["jupyterhub-idle-culler-rs", "--version"]),
             Err(CliOutcome::Info(_))
         ));
     }

@@ -179,7 +179,7 @@ impl FileConfig {
 /// prints. It is itself valid input (the tests read it back) and means
 /// exactly the defaults.
 pub fn generate() -> String {
-    r#"# jupyterhub-idle-culler configuration (TOML), read with --config=FILE.
+    r#"# jupyterhub-idle-culler-rs configuration (TOML), read with --config=FILE.
 #
 # Every setting is optional and means what the flag of the same name (with
 # dashes) means. A flag on the command line wins over the environment

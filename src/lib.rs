@@ -1,4 +1,4 @@
-//! # jupyterhub-idle-culler
+//! # jupyterhub-idle-culler-rs
 //!
 //! Stops idle JupyterHub servers (and, with `--cull-users`, deletes idle
 //! users) through the hub's REST API: a drop-in for the Python

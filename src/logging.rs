@@ -115,8 +115,8 @@ impl fmt::Display for LogFormat {
 /// one beyond the borrowed strings (to log later, from another actor).
 ///
 /// ```
-/// # use jupyterhub_idle_culler::logging::{Action, Fields};
-/// # use jupyterhub_idle_culler::policy::Elapsed;
+/// # use jupyterhub_idle_culler_rs::logging::{Action, Fields};
+/// # use jupyterhub_idle_culler_rs::policy::Elapsed;
 /// let fields = Fields::new()
 ///     .user("ada")
 ///     .server("")

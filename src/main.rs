@@ -1,13 +1,13 @@
-//! The `jupyterhub-idle-culler` command: parse, validate, log, run.
+//! The `jupyterhub-idle-culler-rs` command: parse, validate, log, run.
 
-use jupyterhub_idle_culler::cli::{self, CliOutcome};
-use jupyterhub_idle_culler::config;
-use jupyterhub_idle_culler::exit::Exit;
-use jupyterhub_idle_culler::logging::{Log, LogLevel};
-use jupyterhub_idle_culler::metrics::Metrics;
-use jupyterhub_idle_culler::pipeline::supervisor;
-use jupyterhub_idle_culler::serve::{self, Routes};
-use jupyterhub_idle_culler::settings::Settings;
+use jupyterhub_idle_culler_rs::cli::{self, CliOutcome};
+use jupyterhub_idle_culler_rs::config;
+use jupyterhub_idle_culler_rs::exit::Exit;
+use jupyterhub_idle_culler_rs::logging::{Log, LogLevel};
+use jupyterhub_idle_culler_rs::metrics::Metrics;
+use jupyterhub_idle_culler_rs::pipeline::supervisor;
+use jupyterhub_idle_culler_rs::serve::{self, Routes};
+use jupyterhub_idle_culler_rs::settings::Settings;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -85,6 +85,9 @@ fn main() -> ExitCode {
 
 fn usage_error(line: &str) -> ExitCode {
     // Not eprintln!: it panics when stderr is closed.
-    let _ = writeln!(std::io::stderr(), "jupyterhub-idle-culler: error: {line}");
+    let _ = writeln!(
+        std::io::stderr(),
+        "jupyterhub-idle-culler-rs: error: {line}"
+    );
     ExitCode::from(Exit::Usage.code() as u8)
 }

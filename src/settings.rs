@@ -548,7 +548,7 @@ mod tests {
     use crate::cli;
 
     fn settings(args: &[&str], env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
-        let mut all = vec!["jupyterhub-idle-culler"];
+        let mut all = vec!["jupyterhub-idle-culler-rs"];
         all.extend_from_slice(args);
         let raw = cli::parse(all).expect("the command line parses");
         let env: Vec<(String, String)> = env

@@ -2,7 +2,7 @@
 //!
 //! `support` holds the reusable pieces: the in-process fake hub, the real
 //! JupyterHub launcher and the helper that runs the culler binary;
-//! `fake_hub_faults` tests the fake hub itself.
+//! `fake_hub_faults` tests the fake hub itself; `wheel` tests the pip wheel.
 
 mod config_file;
 mod dry_run;
@@ -18,3 +18,4 @@ mod properties;
 mod real_hub;
 mod supervision;
 mod support;
+mod wheel;

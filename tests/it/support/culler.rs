@@ -15,7 +15,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// The binary under test, built by cargo for the integration tests.
-pub const CULLER_BIN: &str = env!("CARGO_BIN_EXE_jupyterhub-idle-culler");
+pub const CULLER_BIN: &str = env!("CARGO_BIN_EXE_jupyterhub-idle-culler-rs");
 
 /// Default deadline of one run: far above any passing test, low enough to
 /// fail a hung culler quickly.

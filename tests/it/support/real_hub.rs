@@ -127,6 +127,16 @@ pub struct HubOptions {
     /// the light spawner's servers then answer from the test process, so
     /// that they outlive the hub process too.
     pub cleanup_servers: bool,
+    /// A Python environment's `bin/` to run the hub from, looked in before
+    /// `JUPYTERHUB_BIN_DIRS` and `PATH` (and first on the hub's `PATH`, which
+    /// its managed services inherit): a fresh environment with the wheel
+    /// installed, say.
+    pub python_bin: Option<PathBuf>,
+    /// With [`HubOptions::managed_culler_args`]: the program the hub runs,
+    /// as written in `c.JupyterHub.services` (a bare name is looked up on
+    /// the hub's `PATH`, as operators write it). `None` runs the culler
+    /// this test build built, by its absolute path.
+    pub managed_culler_program: Option<String>,
 }
 
 impl Default for HubOptions {
@@ -145,6 +155,8 @@ impl Default for HubOptions {
             extra_services: Vec::new(),
             managed_culler_url: false,
             cleanup_servers: true,
+            python_bin: None,
+            managed_culler_program: None,
         }
     }
 }
@@ -215,7 +227,7 @@ impl RealHub {
     /// before the hub binds it; the hub (or its proxy) then exits with
     /// "address already in use", and the hub is started again on new ports.
     pub fn start(options: HubOptions) -> RealHub {
-        let bins = BinDirs::find();
+        let bins = BinDirs::find(options.python_bin.as_deref());
         let mut attempt = 1;
         loop {
             let mut hub = Self::launch(&options, &bins);
@@ -1196,10 +1208,11 @@ struct BinDirs {
 }
 
 impl BinDirs {
-    /// Looks in `JUPYTERHUB_BIN_DIRS`, then `PATH`; panics with the way to
-    /// set things up when JupyterHub or its proxy is missing.
-    fn find() -> BinDirs {
-        let mut dirs: Vec<PathBuf> = Vec::new();
+    /// Looks in `first` (when given), `JUPYTERHUB_BIN_DIRS`, then `PATH`;
+    /// panics with the way to set things up when JupyterHub or its proxy is
+    /// missing.
+    fn find(first: Option<&Path>) -> BinDirs {
+        let mut dirs: Vec<PathBuf> = first.map(Path::to_path_buf).into_iter().collect();
         if let Some(extra) = std::env::var_os("JUPYTERHUB_BIN_DIRS") {
             dirs.extend(std::env::split_paths(&extra));
         }
@@ -1441,7 +1454,8 @@ fn hub_config(inputs: &ConfigInputs) -> String {
 
     let mut culler_service = json!({ "name": CULLER_SERVICE, "api_token": inputs.culler_token });
     if let Some(args) = &o.managed_culler_args {
-        let mut command = vec![CULLER_BIN.to_string()];
+        let program = o.managed_culler_program.as_deref().unwrap_or(CULLER_BIN);
+        let mut command = vec![program.to_string()];
         command.extend(args.iter().cloned());
         culler_service["command"] = json!(command);
         if let Some(url) = inputs.managed_culler_url {
