@@ -21,8 +21,8 @@
 //!   delete commands to a pool of **Executors**, which send every request to
 //!   the hub (one at a time each: the pool's size is `--concurrency`) and
 //!   retry what may pass on a second try; a **Supervisor** starts them all,
-//!   restarts any that fail, and runs the graceful stop. Every hand-over
-//!   awaits its answer, so memory stays bounded by a page or two.
+//!   restarts any that fail, and runs the graceful stop. At most 8 pages are
+//!   being acted on at once (and one more read), so memory stays bounded.
 //! - [`metrics`]: the culler's Prometheus metrics and its health verdict,
 //!   updated by the pipeline.
 //! - [`serve`]: the small HTTP server that exposes them (`/metrics`,

@@ -9,6 +9,7 @@
 //! that a backoff never holds an executor idle.
 
 use super::chaos::{self, Site};
+use super::gate::Lane;
 use super::guard::{self, guarded, RestartBudget, Restartable};
 use super::shutdown::Shutdown;
 use crate::hub::{
@@ -26,6 +27,11 @@ pub trait Call: Clone + Send + 'static {
     type Output: Send + 'static;
     /// `METHOD path`, for logs about requests on the wire.
     fn describe(&self) -> String;
+    /// Which line it waits in for a place on the wire (see
+    /// [`super::gate`]): commands unless it is a read the pipeline waits on.
+    fn lane(&self) -> Lane {
+        Lane::Act
+    }
     /// Sends it once.
     fn run(self, client: HubClient) -> LocalBoxFuture<'static, Result<Self::Output, HubError>>;
 }
@@ -38,6 +44,9 @@ impl Call for GetVersion {
     type Output = HubVersion;
     fn describe(&self) -> String {
         "GET /".to_owned()
+    }
+    fn lane(&self) -> Lane {
+        Lane::Read
     }
     fn run(self, client: HubClient) -> LocalBoxFuture<'static, Result<HubVersion, HubError>> {
         Box::pin(async move { client.version().await })
@@ -53,6 +62,9 @@ impl Call for GetTokenOwner {
     fn describe(&self) -> String {
         "GET /user".to_owned()
     }
+    fn lane(&self) -> Lane {
+        Lane::Read
+    }
     fn run(self, client: HubClient) -> LocalBoxFuture<'static, Result<TokenOwner, HubError>> {
         Box::pin(async move { client.token_owner().await })
     }
@@ -66,6 +78,9 @@ impl Call for ListUsers {
     type Output = UserList;
     fn describe(&self) -> String {
         format!("GET /users (offset {})", self.0.offset.unwrap_or(0))
+    }
+    fn lane(&self) -> Lane {
+        Lane::Read
     }
     fn run(self, client: HubClient) -> LocalBoxFuture<'static, Result<UserList, HubError>> {
         Box::pin(async move { client.list_users(self.0).await })

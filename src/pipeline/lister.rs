@@ -1,13 +1,14 @@
 //! The Lister: one pass = read the hub's version, then walk the user lists
-//! page by page, handing each page to the Evaluator and waiting for it to be
-//! acted on before moving on (at most one more page is fetched meanwhile).
+//! page by page, handing each page to the Evaluator as it arrives, with at
+//! most [`PAGES_ACTED_ON`] pages being acted on at once (and one more being
+//! fetched); a listing ends when all its pages have been acted on.
 //!
 //! Pages are walked from the **last offset down to the first**. Stopping a
 //! user's last server drops them out of `state=ready` (deleting a user drops
 //! them out of `state=inactive`), which shifts every later offset; users are
 //! ordered by id, so a cull only shifts pages after it. Walking backwards
 //! means no cull ever shifts a page not yet read, so one pass sees everyone
-//! while holding only a page or two in memory. (Upstream instead reads every
+//! while holding only a few pages in memory. (Upstream instead reads every
 //! page before acting, holding the whole hub in memory.) Which page comes
 //! next, and what in the hub's paging does not add up, is planned by the
 //! pure [`super::walk`]; this actor only fetches, logs and hands over.
@@ -25,9 +26,18 @@ use crate::logging::{debug, error, info, warning, Log};
 use crate::rules::ScopeNeed;
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
+
+/// How many pages may be in the Evaluator's hands at once. A page's stops
+/// are queued at the executor pool as soon as it arrives, and page reads go
+/// ahead of queued stops there, so while one page's stops run the next
+/// pages' are already waiting: the executors do not idle at page
+/// boundaries. Memory stays bounded: at most this many pages, plus the one
+/// being fetched, are held whatever the size of the hub.
+pub const PAGES_ACTED_ON: usize = 8;
 
 /// Run one whole pass; answered with what it did.
 #[derive(Debug, Clone, Copy, Message)]
@@ -223,7 +233,8 @@ impl Walk {
     }
 
     /// Walks one listing (one `state`) to the end, as [`PageWalk`] plans:
-    /// the next page is fetched while the current one is acted on.
+    /// the next page is fetched while earlier ones are acted on, up to
+    /// [`PAGES_ACTED_ON`] of them at once.
     async fn list(&self, version: &HubVersion, state: Option<UserState>, pass: &mut PassTally) {
         let listing = match state {
             Some(state) => format!("GET /users?state={}", state.as_query()),
@@ -236,10 +247,15 @@ impl Walk {
         let mut walk = PageWalk::new(filter, self.page_size);
         let mut request = walk.first();
         let mut fetching = self.fetch(state, request);
+        // The pages handed to the Evaluator and not yet acted on to the end.
+        let mut acting: FuturesUnordered<LocalBoxFuture<'static, Tally>> = FuturesUnordered::new();
         loop {
             let list = match fetching.await {
                 Ok(list) => list,
-                Err(err) => return pass.add(self.failed("Cannot list users", err), &self.log),
+                Err(err) => {
+                    pass.add(self.failed("Cannot list users", err), &self.log);
+                    break;
+                }
             };
             if list.pagination.is_none() && request.offset == 0 && version.release[0] >= 2 {
                 warning!(
@@ -251,23 +267,36 @@ impl Walk {
                 Ok(step) => step,
                 Err(err) => {
                     error!(self.log, "{listing}: {err}");
-                    return pass.add(Tally::failure(), &self.log);
+                    pass.add(Tally::failure(), &self.log);
+                    break;
                 }
             };
             for suspicion in &step.suspicions {
                 warning!(self.log, "{listing}: {suspicion}");
             }
-            let next = step.next.map(|next| {
-                request = next;
-                self.fetch(state, next)
-            });
             if step.act {
-                pass.add(self.evaluate(list).await, &self.log);
+                // Room first, then the next read: so at most PAGES_ACTED_ON
+                // pages are being acted on and one more is being fetched
+                // (the read still goes ahead of this page's stops, which the
+                // executor pool lets it do).
+                while acting.len() >= PAGES_ACTED_ON {
+                    if let Some(done) = acting.next().await {
+                        pass.add(done, &self.log);
+                    }
+                }
+                acting.push(self.evaluate(list));
             }
-            match next {
-                Some(next) => fetching = next,
-                None => return,
+            match step.next {
+                Some(next) => {
+                    request = next;
+                    fetching = self.fetch(state, next);
+                }
+                None => break,
             }
+        }
+        // The listing is over when every page of it has been acted on.
+        while let Some(done) = acting.next().await {
+            pass.add(done, &self.log);
         }
     }
 
@@ -290,9 +319,10 @@ impl Walk {
         })
     }
 
-    /// Hands a page to the Evaluator and waits until it has been acted on;
-    /// users the hub sent unreadable records for are logged and counted.
-    async fn evaluate(&self, list: UserList) -> Tally {
+    /// Hands a page to the Evaluator now (the page's commands start at
+    /// once) and returns the wait for it to be acted on; users the hub sent
+    /// unreadable records for are logged and counted.
+    fn evaluate(&self, list: UserList) -> LocalBoxFuture<'static, Tally> {
         let mut tally = Tally::default();
         for rejected in &list.rejected {
             error!(
@@ -304,24 +334,27 @@ impl Walk {
             tally.errors += 1;
         }
         if list.users.is_empty() {
-            return tally;
+            return Box::pin(async move { tally });
         }
         let users = list.users.len();
-        // The Supervisor keeps the evaluator's mailbox open across restarts
-        // (a crash answers with a failed tally), so this cannot fail but in
-        // a bug; if it does, the page is an error, not a silence.
-        tally += self
-            .evaluator
-            .send(EvaluatePage { users: list.users })
-            .await
-            .unwrap_or_else(|err| {
+        // `send` queues the page at once (the mailbox holds more than
+        // PAGES_ACTED_ON pages); awaiting only collects the tally.
+        let acted = self.evaluator.send(EvaluatePage { users: list.users });
+        let log = self.log.clone();
+        Box::pin(async move {
+            // The Supervisor keeps the evaluator's mailbox open across
+            // restarts (a crash answers with a failed tally), so this cannot
+            // fail but in a bug; if it does, the page is an error, not a
+            // silence.
+            tally += acted.await.unwrap_or_else(|err| {
                 error!(
-                    self.log,
+                    log,
                     "The evaluator did not answer ({err}); this page of {users} users is judged again next pass"
                 );
                 Tally::failure()
             });
-        tally
+            tally
+        })
     }
 
     /// The tally of a request the pass could not do without.

@@ -1,15 +1,19 @@
 //! The actor pipeline: Scheduler -> Lister -> Evaluator -> Executor pool,
 //! started and restarted by the Supervisor.
 //!
-//! Data flows one way and every hand-over awaits its reply, so at most two
-//! pages of users (the one being judged and the one being fetched) are in
-//! memory however large the hub is. Every request to the hub is sent by an
-//! executor of the pool, whose size is `--concurrency`: that is the one
-//! place the bound is enforced.
+//! Data flows one way. The Lister keeps at most
+//! [`lister::PAGES_ACTED_ON`] pages in the Evaluator's hands and reads one
+//! more meanwhile, and each page's answer waits until its commands are
+//! answered, so memory stays bounded however large the hub is. Every
+//! request to the hub is sent by an executor of the pool, whose size is
+//! `--concurrency`: that is the one place the bound is enforced; its gate
+//! ([`gate`]) lets page reads go ahead of queued stops, so the executors do
+//! not idle at page boundaries.
 
 mod chaos;
 pub mod evaluator;
 pub mod executor;
+pub mod gate;
 pub mod guard;
 pub mod lister;
 pub mod pool;

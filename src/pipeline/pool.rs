@@ -1,10 +1,11 @@
 //! The executor pool: the one owner of `--concurrency`, and of retries.
 //!
-//! Every request to the hub goes through [`ExecutorPool::call`], which hands
-//! it to the least busy executor. The pool holds exactly
-//! `--concurrency` executors, each sending one request at a time, so no more
-//! than that many requests are ever outstanding: lists and deletes alike,
-//! whichever actor asked. Nothing else limits requests (the HTTP client's
+//! Every request to the hub goes through [`ExecutorPool::call`], which waits
+//! at the pool's gate ([`super::gate`]: one permit per executor, page reads
+//! served before queued stops) and then hands it to an idle executor. The
+//! pool holds exactly `--concurrency` executors, each sending one request
+//! at a time, so no more than that many requests are ever outstanding:
+//! lists and deletes alike, whichever actor asked. Nothing else limits requests (the HTTP client's
 //! own connection limit is off), so a broken bound shows in the tests.
 //!
 //! An executor that fails is restarted by its Supervisor before any other
@@ -21,6 +22,7 @@
 //! pass tries again.
 
 use super::executor::{Announce, Attempt, AttemptError, Call, Executor};
+use super::gate::Gate;
 use super::shutdown::Shutdown;
 use crate::hub::retry::{GiveUp, Jitter, RetryDecision, RetryPolicy};
 use crate::hub::HubError;
@@ -89,6 +91,9 @@ struct Member {
 
 struct Inner {
     members: Vec<Member>,
+    /// One permit per executor: a request is handed to an executor only
+    /// when one is free, reads first (see [`super::gate`]).
+    gate: Rc<Gate>,
     retry: RetryPolicy,
     jitter: RefCell<Jitter>,
     shutdown: Rc<Shutdown>,
@@ -113,6 +118,7 @@ impl ExecutorPool {
         log: Log,
     ) -> Self {
         ExecutorPool(Rc::new(Inner {
+            gate: Gate::new(executors.len()),
             members: executors
                 .into_iter()
                 .map(|addr| Member {
@@ -198,8 +204,11 @@ impl ExecutorPool {
         }
     }
 
-    /// One attempt through the least busy executor.
+    /// One attempt, once the gate lets it on the wire, through an idle
+    /// executor (the least busy one: with one permit per executor, an idle
+    /// one is there).
     async fn attempt<C: Call>(&self, attempt: Attempt<C>) -> Result<C::Output, AttemptError> {
+        let _permit = self.0.gate.enter(attempt.call.lane()).await;
         let member = &self.0.members[least_loaded(self.0.members.iter().map(|m| &m.load))];
         let _counted = Load::count(&member.load);
         let answer = member.addr.send(attempt).await;

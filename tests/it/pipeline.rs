@@ -39,6 +39,79 @@ fn concurrency_3_is_never_exceeded_and_is_reached() {
     );
 }
 
+/// Pages overlap: a page's stops start while an earlier page's are still
+/// on the wire, so the executors do not idle waiting for a page's slowest
+/// stop (`PAGES_ACTED_ON` in src/pipeline/lister.rs). Without the overlap,
+/// `quick` (first page) would wait for `slow` (last page, read first).
+#[test]
+fn a_slow_stop_does_not_hold_back_the_next_pages_stops() {
+    let mut users: Vec<FakeUser> = (0..10).map(|i| busy_user(&format!("user{i}"))).collect();
+    users[1] = idle_user("quick");
+    users[8] = idle_user("slow");
+    let hub = start(HubConfig::new().users(users).fault(Fault::new(
+        "DELETE",
+        "/users/slow/server",
+        FaultAction::delay(secs(600)),
+    )));
+    let culler = once(&hub)
+        .args([TIMEOUT_1H, "--api-page-size=5", "--concurrency=3"])
+        .spawn();
+    let quick_stopped = hub.wait_until(secs(20), |s| {
+        s.stopped_servers().iter().any(|(user, _)| user == "quick")
+    });
+    let slow_on_the_wire = hub.state().requests().iter().any(|r| {
+        r.kind == RequestKind::StopServer
+            && r.path == "/users/slow/server"
+            && r.outcome == Outcome::InProgress
+    });
+    let out = culler.kill();
+    assert!(
+        quick_stopped,
+        "the first page's stop waited for the last page's slow stop\n{out}"
+    );
+    assert!(
+        slow_on_the_wire,
+        "the slow stop was not on the wire meanwhile\n{out}"
+    );
+    assert_eq!(stopped(&hub), pairs(&[("quick", "")]), "{out}");
+}
+
+/// Memory stays bounded however slow the stops: with every stop held on
+/// the wire, the culler holds 8 pages being acted on (`PAGES_ACTED_ON`)
+/// plus one more, read and waiting for room, and reads no further page.
+#[test]
+fn pages_being_acted_on_are_bounded_while_stops_are_slow() {
+    let hub = start(HubConfig::new().users(idle_users(100)).fault(Fault::new(
+        "DELETE",
+        "/users/*",
+        FaultAction::delay(secs(600)),
+    )));
+    let culler = once(&hub)
+        .args([TIMEOUT_1H, "--api-page-size=5", "--concurrency=200"])
+        .spawn();
+    // The probe (offset 0, read to learn the total, not kept), then the
+    // pages from the last down.
+    let expected: Vec<usize> = [0].into_iter().chain((55..=95).rev().step_by(5)).collect();
+    let reached = hub.wait_until(secs(20), |s| {
+        s.lists().len() >= expected.len() && s.count(RequestKind::StopServer) >= 40
+    });
+    // Nothing will change any more: any further page read is the bug.
+    let read_more = hub.wait_until(secs(2), |s| s.lists().len() > expected.len());
+    let (offsets, stops) = {
+        let state = hub.state();
+        let offsets: Vec<usize> = state.lists().iter().map(|l| l.offset).collect();
+        (offsets, state.count(RequestKind::StopServer))
+    };
+    let out = culler.kill();
+    assert!(
+        reached,
+        "pages read at offsets {offsets:?}, {stops} stops sent\n{out}"
+    );
+    assert!(!read_more, "pages read at offsets {offsets:?}\n{out}");
+    assert_eq!(offsets, expected, "{out}");
+    assert_eq!(stops, 40, "the stops of 8 pages of 5 idle users\n{out}");
+}
+
 #[test]
 fn concurrency_1_never_has_two_requests_in_flight() {
     let hub = start(
