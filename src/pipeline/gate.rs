@@ -22,7 +22,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 /// Which line a request waits in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,9 @@ pub enum Lane {
 
 /// The permits and the requests waiting for one.
 pub struct Gate {
+    /// Woken at every release: the Lister waits on it for the backlog to
+    /// fall ([`Gate::released`]).
+    released: Notify,
     free: Cell<usize>,
     reads: RefCell<VecDeque<oneshot::Sender<()>>>,
     acts: RefCell<VecDeque<oneshot::Sender<()>>>,
@@ -45,6 +48,7 @@ impl Gate {
     /// A gate with `permits` permits (at least one).
     pub fn new(permits: usize) -> Rc<Gate> {
         Rc::new(Gate {
+            released: Notify::new(),
             free: Cell::new(permits.max(1)),
             reads: RefCell::new(VecDeque::new()),
             acts: RefCell::new(VecDeque::new()),
@@ -79,9 +83,17 @@ impl Gate {
         self.reads.borrow().len() + self.acts.borrow().len()
     }
 
+    /// Resolves at the next release of a permit (a request answered). The
+    /// caller checks [`Gate::waiting`] first, then awaits this without
+    /// yielding in between, so no release is missed.
+    pub fn released(&self) -> tokio::sync::futures::Notified<'_> {
+        self.released.notified()
+    }
+
     /// Hands a permit to the first waiter that is still there, reads first,
     /// or puts it back.
     fn release(&self) {
+        self.released.notify_waiters();
         loop {
             let next = self.reads.borrow_mut().pop_front();
             let next = next.or_else(|| self.acts.borrow_mut().pop_front());
@@ -207,6 +219,16 @@ mod tests {
         assert!(try_enter(&mut stop_2).is_none());
         drop(first);
         assert!(try_enter(&mut stop_2).is_some());
+    }
+
+    #[test]
+    fn a_release_wakes_whoever_waits_for_the_backlog_to_fall() {
+        let gate = Gate::new(1);
+        let held = gate.enter(Lane::Act).now_or_never().expect("free");
+        let mut released = std::pin::pin!(gate.released());
+        assert!(released.as_mut().now_or_never().is_none());
+        drop(held);
+        assert!(released.as_mut().now_or_never().is_some());
     }
 
     #[test]

@@ -25,19 +25,30 @@ use crate::hub::{HubError, HubVersion, UserList, UserQuery, UserState};
 use crate::logging::{debug, error, info, warning, Log};
 use crate::rules::ScopeNeed;
 use actix::prelude::*;
-use futures_util::future::LocalBoxFuture;
+use futures_util::future::{select, Either, LocalBoxFuture};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
-/// How many pages may be in the Evaluator's hands at once. A page's stops
-/// are queued at the executor pool as soon as it arrives, and page reads go
+/// The most pages in the Evaluator's hands at once. A page's stops are
+/// queued at the executor pool as soon as it arrives, and page reads go
 /// ahead of queued stops there, so while one page's stops run the next
-/// pages' are already waiting: the executors do not idle at page
-/// boundaries. Memory stays bounded: at most this many pages, plus the one
-/// being fetched, are held whatever the size of the hub.
+/// page's are already waiting: the executors do not idle at page
+/// boundaries. A page is handed over only while fewer commands wait for an
+/// executor than there are executors, so pages are held only when they
+/// are needed to keep the executors busy; and never more than this many,
+/// plus the one being fetched, whatever the size of the hub.
 pub const PAGES_ACTED_ON: usize = 8;
+
+/// Whether another page may be handed to the Evaluator, with `acting`
+/// pages in its hands and `backlog` commands waiting for one of `executors`
+/// executors: always when none is, never beyond [`PAGES_ACTED_ON`], and
+/// otherwise only while the executors may run out of queued work (fewer
+/// commands wait than there are executors).
+pub fn room_for_a_page(acting: usize, backlog: usize, executors: usize) -> bool {
+    acting == 0 || (acting < PAGES_ACTED_ON && backlog < executors)
+}
 
 /// Run one whole pass; answered with what it did.
 #[derive(Debug, Clone, Copy, Message)]
@@ -279,11 +290,7 @@ impl Walk {
                 // pages are being acted on and one more is being fetched
                 // (the read still goes ahead of this page's stops, which the
                 // executor pool lets it do).
-                while acting.len() >= PAGES_ACTED_ON {
-                    if let Some(done) = acting.next().await {
-                        pass.add(done, &self.log);
-                    }
-                }
+                self.await_room(&mut acting, pass).await;
                 acting.push(self.evaluate(list));
             }
             match step.next {
@@ -297,6 +304,29 @@ impl Walk {
         // The listing is over when every page of it has been acted on.
         while let Some(done) = acting.next().await {
             pass.add(done, &self.log);
+        }
+    }
+
+    /// Waits until another page may be handed to the Evaluator: none is
+    /// being acted on, or fewer than [`PAGES_ACTED_ON`] are and fewer
+    /// commands wait for an executor than there are executors (more pages
+    /// would only wait in memory). Pages finished meanwhile are added up.
+    async fn await_room(
+        &self,
+        acting: &mut FuturesUnordered<LocalBoxFuture<'static, Tally>>,
+        pass: &mut PassTally,
+    ) {
+        loop {
+            if room_for_a_page(acting.len(), self.pool.backlog(), self.pool.size()) {
+                return;
+            }
+            // Checked and now awaited without yielding in between: no
+            // release of a place on the wire is missed.
+            let released = std::pin::pin!(self.pool.released());
+            match select(acting.next(), released).await {
+                Either::Left((Some(done), _)) => pass.add(done, &self.log),
+                Either::Left((None, _)) | Either::Right(_) => {}
+            }
         }
     }
 
@@ -376,5 +406,24 @@ impl Walk {
                 Tally::failure()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_is_handed_over_only_while_the_executors_may_run_dry() {
+        // Nothing being acted on: always, however long the queue.
+        assert!(room_for_a_page(0, 1_000, 10));
+        // Work queued for every executor: the page waits in memory.
+        assert!(!room_for_a_page(1, 10, 10));
+        assert!(!room_for_a_page(1, 11, 10));
+        // Less than a round queued: it goes.
+        assert!(room_for_a_page(1, 9, 10));
+        assert!(room_for_a_page(PAGES_ACTED_ON - 1, 0, 10));
+        // Never beyond the cap.
+        assert!(!room_for_a_page(PAGES_ACTED_ON, 0, 10));
     }
 }

@@ -135,6 +135,22 @@ impl ExecutorPool {
         }))
     }
 
+    /// How many requests wait for an executor (see [`Gate::waiting`]).
+    pub fn backlog(&self) -> usize {
+        self.0.gate.waiting()
+    }
+
+    /// How many requests may be on the wire at once: `--concurrency`.
+    pub fn size(&self) -> usize {
+        self.0.members.len()
+    }
+
+    /// Resolves when a request's place on the wire comes free
+    /// ([`Gate::released`]).
+    pub fn released(&self) -> tokio::sync::futures::Notified<'_> {
+        self.0.gate.released()
+    }
+
     /// A new pass begins: a hub that was unreachable is tried again.
     pub fn begin_pass(&self) {
         self.0.outage.borrow_mut().take();

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::support::fake_hub::{
     ago, Delivery, DownMode, FakeHub, FakeServer, FakeUser, Fault, FaultAction, HubConfig, Outcome,
-    RandomFaults, RequestKind, PAGINATION_MEDIA_TYPE,
+    RandomFaults, RequestKind, PAGINATION_MEDIA_TYPE, PROBE_HEADER,
 };
 
 /// Bounds every blocking read or request of a test that goes wrong.
@@ -200,6 +200,26 @@ fn keep_alive_serves_several_requests_on_one_connection() {
     }
     assert_eq!(hub.count(RequestKind::ListUsers), 1);
     assert_eq!(hub.count(RequestKind::GetUser), 1);
+}
+
+/// A benchmark's probe is served and logged but not counted in flight, so
+/// the culler's concurrency is measured alone; any other request counts.
+#[test]
+fn a_probe_is_logged_but_not_counted_in_flight() {
+    let hub = FakeHub::start(HubConfig::new());
+    let mut stream = connect(&hub);
+    let probe = format!("GET /hub/api/ HTTP/1.1\r\nHost: fake\r\n{PROBE_HEADER}: 1\r\n\r\n");
+    stream.write_all(probe.as_bytes()).expect("send the probe");
+    assert_eq!(read_answer(&mut stream).map(|a| a.status), Some(200));
+    {
+        let state = hub.state();
+        assert_eq!(state.requests().len(), 1, "the probe is in the log");
+        assert_eq!((state.in_flight, state.max_in_flight), (0, 0));
+    }
+    send_raw(&mut stream, "GET", "/");
+    assert_eq!(read_answer(&mut stream).map(|a| a.status), Some(200));
+    let state = hub.state();
+    assert_eq!((state.in_flight, state.max_in_flight), (0, 1));
 }
 
 #[test]

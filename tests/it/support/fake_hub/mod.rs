@@ -51,6 +51,11 @@ pub use routes::{percent_encode, PAGINATION_MEDIA_TYPE};
 pub use state::{HubState, ListRecord, Outcome, RequestKind, RequestRecord, Target, WriteRecord};
 
 use faults::{PaginationLies, TotalLie};
+
+/// A request carrying this header is a probe: served like any other, but
+/// not counted in [`HubState::in_flight`], so that a benchmark can time the
+/// hub during a pass without blurring the culler's concurrency.
+pub const PROBE_HEADER: &str = "X-Probe";
 use serve::Hub;
 
 /// What the fake hub is and how it misbehaves; build it with the chained

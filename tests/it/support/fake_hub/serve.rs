@@ -9,6 +9,7 @@ use super::faults::{Delivery, DownMode};
 use super::http::{Closing, Connection, Request, Response, Service};
 use super::routes::{self, Parsed};
 use super::state::{HubState, Outcome, RequestKind, RequestRecord};
+use super::PROBE_HEADER;
 
 /// What a stalled answer announces as its body length (it sends none of it).
 const STALL_ANNOUNCED: usize = 64;
@@ -230,6 +231,8 @@ struct Ticket<'a> {
     hub: &'a Hub,
     index: usize,
     finished: bool,
+    /// Whether it counts in the in-flight count (a probe does not).
+    counted: bool,
 }
 
 impl Ticket<'_> {
@@ -245,7 +248,7 @@ impl Ticket<'_> {
         self.finished = true;
         self.hub.update(|s| {
             s.set_outcome(self.index, outcome);
-            if leave {
+            if leave && self.counted {
                 s.leave();
             }
         });
@@ -254,7 +257,7 @@ impl Ticket<'_> {
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
-        if !self.finished {
+        if !self.finished && self.counted {
             self.hub.update(HubState::leave);
         }
     }
@@ -263,22 +266,27 @@ impl Drop for Ticket<'_> {
 impl Service for Hub {
     fn serve(&self, req: Request, conn: &mut Connection) {
         let parsed = Parsed::of(&req);
+        let counted = req.header(PROBE_HEADER).is_none();
         let index = self.update(|s| {
-            s.arrive(RequestRecord {
-                method: req.method.clone(),
-                path: parsed.path.clone(),
-                raw_path: req.raw_path.clone(),
-                query: req.query.clone(),
-                body: String::from_utf8_lossy(&req.body).into_owned(),
-                kind: parsed.kind(),
-                fault: None,
-                outcome: Outcome::InProgress,
-            })
+            s.arrive(
+                RequestRecord {
+                    method: req.method.clone(),
+                    path: parsed.path.clone(),
+                    raw_path: req.raw_path.clone(),
+                    query: req.query.clone(),
+                    body: String::from_utf8_lossy(&req.body).into_owned(),
+                    kind: parsed.kind(),
+                    fault: None,
+                    outcome: Outcome::InProgress,
+                },
+                counted,
+            )
         });
         let mut ticket = Ticket {
             hub: self,
             index,
             finished: false,
+            counted,
         };
         self.handle(&req, &parsed, conn, &mut ticket);
     }

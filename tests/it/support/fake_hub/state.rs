@@ -164,7 +164,11 @@ pub struct HubState {
     requests: Vec<RequestRecord>,
     /// Requests being handled now (from the moment the whole request is read
     /// until the answer is sent, the connection dropped, or a stalled client
-    /// leaves).
+    /// leaves), but for probes (requests with the [`PROBE_HEADER`]
+    /// header, which a benchmark sends to time the hub while the culler
+    /// works: they are logged, not counted here).
+    ///
+    /// [`PROBE_HEADER`]: super::PROBE_HEADER
     pub in_flight: usize,
     /// The most requests ever in flight at once.
     pub max_in_flight: usize,
@@ -289,11 +293,14 @@ impl HubState {
         &self.lists
     }
 
-    /// Counts a request that was just read; returns its index in the log.
-    pub(super) fn arrive(&mut self, record: RequestRecord) -> usize {
+    /// Counts a request that was just read (in flight too when `counted`);
+    /// returns its index in the log.
+    pub(super) fn arrive(&mut self, record: RequestRecord, counted: bool) -> usize {
         *self.counts.entry(record.kind).or_insert(0) += 1;
-        self.in_flight += 1;
-        self.max_in_flight = self.max_in_flight.max(self.in_flight);
+        if counted {
+            self.in_flight += 1;
+            self.max_in_flight = self.max_in_flight.max(self.in_flight);
+        }
         self.requests.push(record);
         self.requests.len() - 1
     }

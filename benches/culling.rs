@@ -1,0 +1,710 @@
+//! One culling pass at hub scale, measured: `cargo bench --bench culling`.
+//!
+//! For each scenario it starts the project's fake hub (the same one the
+//! tests use, `tests/it/support/fake_hub`) with a generated population, runs
+//! one `--once` pass of the release-profile culler against it, and prints
+//! what an operator sizing `--concurrency` needs: wall time from launch to
+//! exit, the culler's CPU time and peak RSS, the requests it sent, the most
+//! it had in flight, the hub's latency to a probe client during the pass
+//! (one `GET /hub/api/` every 100 ms, as a user's browser would meet), and
+//! the efficiency against the bound the concurrency allows
+//! (`stops x stop latency / concurrency`).
+//!
+//! With `--python PYTHON` (see `benches/compare`), the same scenarios run
+//! the Python culler `jupyterhub-idle-culler` 2.0.0 too, through
+//! `benches/python_culler.py` (it has no `--once`), alternating with ours
+//! for `--reps` repetitions, and prints medians and ratios.
+//!
+//! ```text
+//! cargo bench --bench culling                          # every preset, ours only
+//! cargo bench --bench culling -- --only bound-c10 --reps 5
+//! cargo bench --bench culling -- --users 20000 --running 4000 --idle 2000 \
+//!     --stop-latency-ms 100 --concurrency 20 --page-size 200 --named 1
+//! benches/compare                                      # side by side with Python
+//! ```
+//!
+//! Scenario options (each replaces the presets by one custom scenario):
+//! `--users`, `--running` (users with a running default server), `--idle`
+//! (how many of those are idle), `--named` (named servers per running user,
+//! idle with their user, stopped and kept), `--stop-latency-ms`,
+//! `--page-size` (`--api-page-size`; default: the hub's 50), `--concurrency`.
+
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/support/fake_hub/mod.rs"]
+mod fake_hub;
+
+use fake_hub::{ago, FakeHub, FakeServer, FakeUser, HubConfig, RequestKind, PROBE_HEADER};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The release-profile culler (`cargo bench` builds it with the bench
+/// profile, which is the release profile).
+const CULLER: &str = env!("CARGO_BIN_EXE_jupyterhub-idle-culler-rs");
+/// The culler to measure: [`CULLER`], or another build named by
+/// `CULLER_BENCH_BIN` (to compare two builds with the same scenarios).
+fn culler() -> PathBuf {
+    std::env::var_os("CULLER_BENCH_BIN").map_or_else(|| PathBuf::from(CULLER), PathBuf::from)
+}
+
+/// How often the probe client asks the hub for its version.
+const PROBE_EVERY: Duration = Duration::from_millis(100);
+/// `--timeout` of every pass: idle users were last active 2 h ago, busy
+/// ones a minute ago.
+const TIMEOUT_SECS: u64 = 3600;
+
+/// One hub to cull, and how.
+#[derive(Clone, Debug)]
+struct Scenario {
+    name: String,
+    users: usize,
+    running: usize,
+    idle: usize,
+    named: usize,
+    stop_latency: Duration,
+    page_size: Option<usize>,
+    concurrency: usize,
+}
+
+impl Scenario {
+    fn preset(
+        name: &str,
+        users: usize,
+        running: usize,
+        idle: usize,
+        stop_latency_ms: u64,
+        page_size: Option<usize>,
+        concurrency: usize,
+    ) -> Scenario {
+        Scenario {
+            name: name.to_owned(),
+            users,
+            running,
+            idle,
+            named: 0,
+            stop_latency: Duration::from_millis(stop_latency_ms),
+            page_size,
+            concurrency,
+        }
+    }
+
+    /// The presets: throughput at the bound (stops that take 50 ms, at
+    /// concurrency 10 and 50), and scale with no latency (CPU and memory
+    /// from 10,000 to 1,000,000 users).
+    fn presets() -> Vec<Scenario> {
+        vec![
+            Scenario::preset("bound-c10", 5_000, 1_000, 500, 50, None, 10),
+            Scenario::preset("bound-c50", 50_000, 10_000, 5_000, 50, None, 50),
+            Scenario::preset("scale-10k", 10_000, 1_000, 500, 0, Some(200), 10),
+            Scenario::preset("scale-100k", 100_000, 10_000, 5_000, 0, Some(200), 10),
+            Scenario::preset("scale-1m", 1_000_000, 10_000, 5_000, 0, Some(200), 10),
+        ]
+    }
+
+    /// Servers the pass must stop.
+    fn stops(&self) -> usize {
+        self.idle * (1 + self.named)
+    }
+
+    /// The least wall time the concurrency allows for the stops alone.
+    fn bound(&self) -> Duration {
+        self.stop_latency * self.stops() as u32 / self.concurrency.max(1) as u32
+    }
+
+    /// The fake hub's population: running users spread evenly over the
+    /// id order, and the idle ones spread evenly among them (so every
+    /// page holds some of each, as on a real hub).
+    fn population(&self) -> Vec<FakeUser> {
+        let every = self.users.checked_div(self.running).unwrap_or(usize::MAX);
+        let idle_every = self.running.checked_div(self.idle).unwrap_or(usize::MAX);
+        let idle_at = ago(Duration::from_secs(2 * 3600));
+        let busy_at = ago(Duration::from_secs(60));
+        let mut running = 0;
+        (0..self.users)
+            .map(|i| {
+                let name = format!("user-{i:07}");
+                let is_running = every != usize::MAX && i % every == 0 && running < self.running;
+                if !is_running {
+                    return FakeUser::new(&name).last_activity(idle_at);
+                }
+                let idle = running % idle_every == 0 && running / idle_every < self.idle;
+                running += 1;
+                let at = if idle { idle_at } else { busy_at };
+                let mut user = FakeUser::new(&name)
+                    .last_activity(at)
+                    .server(server(FakeServer::default_server(), at));
+                for n in 0..self.named {
+                    user = user.server(server(FakeServer::named(&format!("named-{n}")), at));
+                }
+                user
+            })
+            .collect()
+    }
+
+    fn hub(&self) -> FakeHub {
+        let mut config = HubConfig::new().users(self.population());
+        if !self.stop_latency.is_zero() {
+            config = config.delete_latency(self.stop_latency);
+        }
+        FakeHub::start(config)
+    }
+}
+
+fn server(server: FakeServer, at: chrono::DateTime<chrono::Utc>) -> FakeServer {
+    server.started(at).last_activity(at)
+}
+
+/// Which culler a run used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Which {
+    Ours,
+    Python,
+}
+
+/// What one pass cost.
+#[derive(Clone, Debug)]
+struct Run {
+    wall: Duration,
+    cpu: Duration,
+    peak_rss_kib: u64,
+    /// The culler's requests, but `GET /` (which the probe sends too).
+    requests: usize,
+    max_in_flight: usize,
+    stopped: usize,
+    probe: Vec<Duration>,
+}
+
+/// Runs one pass of `which` against a fresh hub for `scenario`.
+fn run(
+    launcher: &mut Launcher,
+    scenario: &Scenario,
+    which: Which,
+    python: Option<&Path>,
+) -> Result<Run, String> {
+    let hub = scenario.hub();
+    let (program, args): (PathBuf, Vec<String>) = match which {
+        Which::Ours => {
+            let mut args = vec![
+                format!("--url={}", hub.url()),
+                "--once".into(),
+                format!("--timeout={TIMEOUT_SECS}"),
+                format!("--concurrency={}", scenario.concurrency),
+            ];
+            if let Some(size) = scenario.page_size {
+                args.push(format!("--api-page-size={size}"));
+            }
+            (culler(), args)
+        }
+        Which::Python => {
+            let python = python.ok_or("no --python given")?;
+            let args = vec![
+                driver().display().to_string(),
+                hub.url().to_owned(),
+                TIMEOUT_SECS.to_string(),
+                scenario.concurrency.to_string(),
+                scenario.page_size.unwrap_or(0).to_string(),
+            ];
+            (python.to_path_buf(), args)
+        }
+    };
+
+    let probing = Arc::new(AtomicBool::new(true));
+    let probe = {
+        let probing = Arc::clone(&probing);
+        let addr = hub.addr();
+        std::thread::spawn(move || probe_hub(addr, &probing))
+    };
+    let ran = launcher.run(&program, &args);
+    probing.store(false, Ordering::Relaxed);
+    let probe = probe.join().map_err(|_| "the probe thread panicked")?;
+    let ran = ran?;
+    if !ran.success {
+        return Err(format!(
+            "{which:?} failed ({}):\n{}",
+            ran.status, ran.stderr_tail
+        ));
+    }
+    let state = hub.state();
+    let stopped = state.stopped_servers().len();
+    // The probe asks for the version: the culler's requests are the rest.
+    let requests = state
+        .requests()
+        .iter()
+        .filter(|r| r.kind != RequestKind::Version)
+        .count();
+    let max_in_flight = state.max_in_flight;
+    let cutoff = ago(Duration::from_secs(TIMEOUT_SECS));
+    let wrongly = state
+        .stopped_servers()
+        .iter()
+        .filter(|(user, _)| {
+            state
+                .user(user)
+                .and_then(|u| u.last_activity)
+                .is_some_and(|at| at > cutoff)
+        })
+        .count();
+    drop(state);
+    if stopped != scenario.stops() || wrongly > 0 {
+        return Err(format!(
+            "{which:?} stopped {stopped} servers ({wrongly} of them busy), expected {}:\n{}",
+            scenario.stops(),
+            ran.stderr_tail
+        ));
+    }
+    Ok(Run {
+        wall: ran.wall,
+        cpu: ran.cpu,
+        peak_rss_kib: ran.peak_rss_kib,
+        requests,
+        max_in_flight,
+        stopped,
+        probe,
+    })
+}
+
+/// A small process, started before any hub is built, that starts the
+/// cullers and measures them. Why: a process started from the benchmark
+/// itself would report the benchmark's peak RSS (a million fake users)
+/// as its own, because Linux carries the peak over an `exec`; started
+/// from this small process, the culler's peak is its own.
+struct Launcher {
+    child: std::process::Child,
+    input: std::process::ChildStdin,
+    output: std::io::BufReader<std::process::ChildStdout>,
+}
+
+/// What the launcher measured of one process.
+struct Ran {
+    success: bool,
+    status: String,
+    wall: Duration,
+    cpu: Duration,
+    peak_rss_kib: u64,
+    stderr_tail: String,
+}
+
+impl Launcher {
+    fn start() -> Result<Launcher, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+        let mut child = Command::new(exe)
+            .arg(LAUNCHER_FLAG)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start the launcher: {e}"))?;
+        let input = child.stdin.take().expect("piped stdin");
+        let output = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+        Ok(Launcher {
+            child,
+            input,
+            output,
+        })
+    }
+
+    /// Runs `program args` to its end through the launcher.
+    fn run(&mut self, program: &Path, args: &[String]) -> Result<Ran, String> {
+        use std::io::BufRead;
+        let request = serde_json::json!({ "program": program, "args": args });
+        writeln!(self.input, "{request}").map_err(|e| format!("launcher: {e}"))?;
+        let mut line = String::new();
+        self.output
+            .read_line(&mut line)
+            .map_err(|e| format!("launcher: {e}"))?;
+        let answer: serde_json::Value =
+            serde_json::from_str(&line).map_err(|e| format!("launcher said {line:?}: {e}"))?;
+        if let Some(error) = answer["error"].as_str() {
+            return Err(error.to_owned());
+        }
+        let nanos = |key: &str| Duration::from_nanos(answer[key].as_u64().unwrap_or(0));
+        Ok(Ran {
+            success: answer["success"].as_bool().unwrap_or(false),
+            status: answer["status"].as_str().unwrap_or("?").to_owned(),
+            wall: nanos("wall_ns"),
+            cpu: nanos("cpu_ns"),
+            peak_rss_kib: answer["peak_rss_kib"].as_u64().unwrap_or(0),
+            stderr_tail: answer["stderr_tail"].as_str().unwrap_or("").to_owned(),
+        })
+    }
+}
+
+impl Drop for Launcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The flag that makes this binary the launcher.
+const LAUNCHER_FLAG: &str = "--launcher";
+
+/// The launcher's loop: one JSON request per line on stdin, one JSON
+/// answer per line on stdout.
+fn launcher_main() {
+    use std::io::BufRead;
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        let answer = match launch(&line) {
+            Ok(answer) => answer,
+            Err(error) => serde_json::json!({ "error": error }),
+        };
+        if writeln!(stdout, "{answer}")
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
+/// Runs one request of the launcher's and measures it.
+fn launch(line: &str) -> Result<serde_json::Value, String> {
+    let request: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("bad request {line:?}: {e}"))?;
+    let program = request["program"].as_str().ok_or("no program")?;
+    let args: Vec<&str> = request["args"]
+        .as_array()
+        .ok_or("no args")?
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    let started = Instant::now();
+    let mut child = Command::new(program)
+        .args(&args)
+        .env("JUPYTERHUB_API_TOKEN", "bench-token")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {program}: {e}"))?;
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let drain = std::thread::spawn(move || {
+        // Only the tail is kept, for a failure's message.
+        let mut tail = Vec::new();
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            tail.extend_from_slice(&buf[..n]);
+            if tail.len() > 8192 {
+                tail.drain(..tail.len() - 8192);
+            }
+        }
+        String::from_utf8_lossy(&tail).into_owned()
+    });
+    let (status, (cpu, peak_rss_kib)) = wait4(child.id() as i32)?;
+    let wall = started.elapsed();
+    // Reaped by wait4: std must not wait for it again.
+    std::mem::forget(child);
+    let tail = drain.join().unwrap_or_default();
+    Ok(serde_json::json!({
+        "success": status.success(),
+        "status": status.to_string(),
+        "wall_ns": wall.as_nanos() as u64,
+        "cpu_ns": cpu.as_nanos() as u64,
+        "peak_rss_kib": peak_rss_kib,
+        "stderr_tail": tail,
+    }))
+}
+
+/// `benches/python_culler.py`, beside this file.
+fn driver() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python_culler.py")
+}
+
+/// Waits for the child and returns its status with its CPU time (user +
+/// system) and peak RSS, which only the parent's `wait4` can know exactly.
+fn wait4(pid: i32) -> Result<(std::process::ExitStatus, (Duration, u64)), String> {
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value to be filled in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: pid is our child; the pointers are to live locals.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == pid {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(format!("wait4: {err}"));
+        }
+    }
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    let cpu = time(usage.ru_utime) + time(usage.ru_stime);
+    // Linux reports ru_maxrss in KiB.
+    Ok((
+        std::process::ExitStatus::from_raw(status),
+        (cpu, usage.ru_maxrss as u64),
+    ))
+}
+
+/// Asks the hub for its version every [`PROBE_EVERY`] while `probing`,
+/// each on a new connection (as a browser's first request would), and
+/// returns each answer's latency.
+fn probe_hub(addr: std::net::SocketAddr, probing: &AtomicBool) -> Vec<Duration> {
+    let mut latencies = Vec::new();
+    let mut next = Instant::now();
+    while probing.load(Ordering::Relaxed) {
+        let sent = Instant::now();
+        if let Ok(mut stream) = TcpStream::connect(addr) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let request = format!(
+                "GET /hub/api/ HTTP/1.1\r\nHost: probe\r\n{PROBE_HEADER}: 1\r\nConnection: close\r\n\r\n"
+            );
+            let mut answer = Vec::new();
+            if stream.write_all(request.as_bytes()).is_ok()
+                && stream.read_to_end(&mut answer).is_ok()
+                && answer.starts_with(b"HTTP/1.1 200")
+            {
+                latencies.push(sent.elapsed());
+            }
+        }
+        next += PROBE_EVERY;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    latencies
+}
+
+/// The value at quantile `q` (nearest rank) of `values`.
+fn quantile(values: &[Duration], q: f64) -> Option<Duration> {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
+    sorted.get(rank - 1).copied()
+}
+
+fn median<T: Ord + Copy>(values: &mut [T]) -> T {
+    values.sort();
+    values[values.len() / 2]
+}
+
+/// The medians of one culler's runs of one scenario.
+struct Summary {
+    wall: Duration,
+    cpu: Duration,
+    rss_kib: u64,
+    requests: usize,
+    max_in_flight: usize,
+    probe_p50: Option<Duration>,
+    probe_p99: Option<Duration>,
+}
+
+fn summarize(runs: &[Run]) -> Summary {
+    let probes: Vec<Duration> = runs.iter().flat_map(|r| r.probe.iter().copied()).collect();
+    Summary {
+        wall: median(&mut runs.iter().map(|r| r.wall).collect::<Vec<_>>()),
+        cpu: median(&mut runs.iter().map(|r| r.cpu).collect::<Vec<_>>()),
+        rss_kib: median(&mut runs.iter().map(|r| r.peak_rss_kib).collect::<Vec<_>>()),
+        requests: median(&mut runs.iter().map(|r| r.requests).collect::<Vec<_>>()),
+        max_in_flight: runs.iter().map(|r| r.max_in_flight).max().unwrap_or(0),
+        probe_p50: quantile(&probes, 0.5),
+        probe_p99: quantile(&probes, 0.99),
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+fn print_summary(scenario: &Scenario, which: Which, s: &Summary, reps: usize) {
+    let efficiency = if scenario.bound().is_zero() {
+        "-".to_owned()
+    } else {
+        format!(
+            "{:.1} %",
+            100.0 * scenario.bound().as_secs_f64() / s.wall.as_secs_f64()
+        )
+    };
+    println!(
+        "  {:<7} wall {:>8}  cpu {:>8}  peak RSS {:>6.1} MiB  requests {:>6}  max in flight {:>3}  bound {:>7}  efficiency {:>7}  probe p50 {:>6} p99 {:>6}  (median of {reps})",
+        match which {
+            Which::Ours => "rust",
+            Which::Python => "python",
+        },
+        secs(s.wall),
+        secs(s.cpu),
+        s.rss_kib as f64 / 1024.0,
+        s.requests,
+        s.max_in_flight,
+        secs(scenario.bound()),
+        efficiency,
+        s.probe_p50.map(ms).unwrap_or_else(|| "-".into()),
+        s.probe_p99.map(ms).unwrap_or_else(|| "-".into()),
+    );
+}
+
+/// Command-line options (after `cargo bench --bench culling --`).
+struct Options {
+    scenarios: Vec<Scenario>,
+    reps: usize,
+    python: Option<PathBuf>,
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut args = std::env::args().skip(1);
+    let mut reps = 3;
+    let mut python = None;
+    let mut only: Vec<String> = Vec::new();
+    let mut custom = Scenario::preset("custom", 10_000, 1_000, 500, 0, None, 10);
+    let mut is_custom = false;
+    while let Some(arg) = args.next() {
+        let (key, inline) = match arg.split_once('=') {
+            Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
+            None => (arg.clone(), None),
+        };
+        // `cargo bench` passes --bench to every bench binary.
+        if key == "--bench" {
+            continue;
+        }
+        let mut value = || -> Result<String, String> {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or(format!("{key} needs a value"))
+        };
+        let mut number = |what: &str| -> Result<usize, String> {
+            value()?
+                .parse::<usize>()
+                .map_err(|e| format!("{what}: {e}"))
+        };
+        match key.as_str() {
+            "--reps" => reps = number("--reps")?.max(1),
+            "--python" => python = Some(PathBuf::from(value()?)),
+            "--only" => only.push(value()?),
+            "--users" => (custom.users, is_custom) = (number(&key)?, true),
+            "--running" => (custom.running, is_custom) = (number(&key)?, true),
+            "--idle" => (custom.idle, is_custom) = (number(&key)?, true),
+            "--named" => (custom.named, is_custom) = (number(&key)?, true),
+            "--stop-latency-ms" => {
+                custom.stop_latency = Duration::from_millis(number(&key)? as u64);
+                is_custom = true;
+            }
+            "--page-size" => (custom.page_size, is_custom) = (Some(number(&key)?), true),
+            "--concurrency" => (custom.concurrency, is_custom) = (number(&key)?.max(1), true),
+            other => return Err(format!("unknown option {other} (see benches/culling.rs)")),
+        }
+    }
+    let scenarios = if is_custom {
+        if custom.running > custom.users || custom.idle > custom.running {
+            return Err("need idle <= running <= users".into());
+        }
+        vec![custom]
+    } else {
+        let all = Scenario::presets();
+        let picked: Vec<Scenario> = all
+            .into_iter()
+            .filter(|s| only.is_empty() || only.contains(&s.name))
+            .collect();
+        if picked.is_empty() {
+            return Err(format!("no preset named {only:?}"));
+        }
+        picked
+    };
+    Ok(Options {
+        scenarios,
+        reps,
+        python,
+    })
+}
+
+fn main() {
+    if std::env::args().nth(1).as_deref() == Some(LAUNCHER_FLAG) {
+        return launcher_main();
+    }
+    let mut launcher = match Launcher::start() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("culling bench: {e}");
+            std::process::exit(1);
+        }
+    };
+    let options = match parse_options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("culling bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    println!(
+        "culler: {}\nmachine: {} CPUs; fake hub in this process; the Python culler: {}",
+        culler().display(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        options
+            .python
+            .as_deref()
+            .map_or("not run (give --python, see benches/compare)".into(), |p| p
+                .display()
+                .to_string())
+    );
+    let mut failed = false;
+    for scenario in &options.scenarios {
+        println!(
+            "\n{}: {} users, {} running, {} idle, {} named servers each, stops take {}, page size {}, --concurrency={}",
+            scenario.name,
+            scenario.users,
+            scenario.running,
+            scenario.idle,
+            scenario.named,
+            ms(scenario.stop_latency),
+            scenario.page_size.map_or("hub default (50)".into(), |p| p.to_string()),
+            scenario.concurrency
+        );
+        let mut ours = Vec::new();
+        let mut theirs = Vec::new();
+        for _ in 0..options.reps {
+            // Alternating, so that drift in the machine's load hits both.
+            let mut order = vec![Which::Ours];
+            if options.python.is_some() {
+                order.push(Which::Python);
+            }
+            for which in order {
+                match run(&mut launcher, scenario, which, options.python.as_deref()) {
+                    Ok(r) => {
+                        debug_assert_eq!(r.stopped, scenario.stops());
+                        match which {
+                            Which::Ours => ours.push(r),
+                            Which::Python => theirs.push(r),
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("  {}: {e}", scenario.name);
+                        failed = true;
+                    }
+                }
+            }
+        }
+        let ours = (!ours.is_empty()).then(|| summarize(&ours));
+        let theirs = (!theirs.is_empty()).then(|| summarize(&theirs));
+        if let Some(s) = &ours {
+            print_summary(scenario, Which::Ours, s, options.reps);
+        }
+        if let Some(s) = &theirs {
+            print_summary(scenario, Which::Python, s, options.reps);
+        }
+        if let (Some(o), Some(p)) = (&ours, &theirs) {
+            println!(
+                "  python / rust: wall {:.1}x, cpu {:.1}x, peak RSS {:.1}x",
+                p.wall.as_secs_f64() / o.wall.as_secs_f64(),
+                p.cpu.as_secs_f64() / o.cpu.as_secs_f64().max(1e-6),
+                p.rss_kib as f64 / o.rss_kib.max(1) as f64
+            );
+        }
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}
