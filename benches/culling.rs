@@ -29,9 +29,12 @@
 //! idle with their user, stopped and kept), `--stop-latency-ms`,
 //! `--page-size` (`--api-page-size`; default: the hub's 50), `--concurrency`.
 
+mod common;
 #[allow(dead_code, unused_imports)]
 #[path = "../tests/it/support/fake_hub/mod.rs"]
 mod fake_hub;
+
+use common::quantile;
 
 use fake_hub::{ago, FakeHub, FakeServer, FakeUser, HubConfig, RequestKind, PROBE_HEADER};
 use std::io::{Read, Write};
@@ -52,8 +55,6 @@ fn culler() -> PathBuf {
     std::env::var_os("CULLER_BENCH_BIN").map_or_else(|| PathBuf::from(CULLER), PathBuf::from)
 }
 
-/// How often the probe client asks the hub for its version.
-const PROBE_EVERY: Duration = Duration::from_millis(100);
 /// `--timeout` of every pass: idle users were last active 2 h ago, busy
 /// ones a minute ago.
 const TIMEOUT_SECS: u64 = 3600;
@@ -446,41 +447,23 @@ fn wait4(pid: i32) -> Result<(std::process::ExitStatus, (Duration, u64)), String
     ))
 }
 
-/// Asks the hub for its version every [`PROBE_EVERY`] while `probing`,
+/// Asks the hub for its version every [`common::PROBE_EVERY`] while `probing`,
 /// each on a new connection (as a browser's first request would), and
 /// returns each answer's latency.
 fn probe_hub(addr: std::net::SocketAddr, probing: &AtomicBool) -> Vec<Duration> {
-    let mut latencies = Vec::new();
-    let mut next = Instant::now();
-    while probing.load(Ordering::Relaxed) {
-        let sent = Instant::now();
-        if let Ok(mut stream) = TcpStream::connect(addr) {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-            let request = format!(
-                "GET /hub/api/ HTTP/1.1\r\nHost: probe\r\n{PROBE_HEADER}: 1\r\nConnection: close\r\n\r\n"
-            );
-            let mut answer = Vec::new();
-            if stream.write_all(request.as_bytes()).is_ok()
-                && stream.read_to_end(&mut answer).is_ok()
-                && answer.starts_with(b"HTTP/1.1 200")
-            {
-                latencies.push(sent.elapsed());
-            }
-        }
-        next += PROBE_EVERY;
-        if let Some(wait) = next.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-    }
-    latencies
-}
-
-/// The value at quantile `q` (nearest rank) of `values`.
-fn quantile(values: &[Duration], q: f64) -> Option<Duration> {
-    let mut sorted = values.to_vec();
-    sorted.sort();
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
-    sorted.get(rank - 1).copied()
+    common::probe(probing, || {
+        let Ok(mut stream) = TcpStream::connect(addr) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        let request = format!(
+            "GET /hub/api/ HTTP/1.1\r\nHost: probe\r\n{PROBE_HEADER}: 1\r\nConnection: close\r\n\r\n"
+        );
+        let mut answer = Vec::new();
+        stream.write_all(request.as_bytes()).is_ok()
+            && stream.read_to_end(&mut answer).is_ok()
+            && answer.starts_with(b"HTTP/1.1 200")
+    })
 }
 
 fn median<T: Ord + Copy>(values: &mut [T]) -> T {
@@ -512,10 +495,6 @@ fn summarize(runs: &[Run]) -> Summary {
     }
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
-}
-
 fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
 }
@@ -542,8 +521,8 @@ fn print_summary(scenario: &Scenario, which: Which, s: &Summary, reps: usize) {
         s.max_in_flight,
         secs(scenario.bound()),
         efficiency,
-        s.probe_p50.map(ms).unwrap_or_else(|| "-".into()),
-        s.probe_p99.map(ms).unwrap_or_else(|| "-".into()),
+        common::ms(s.probe_p50),
+        common::ms(s.probe_p99),
     );
 }
 
@@ -552,49 +531,107 @@ struct Options {
     scenarios: Vec<Scenario>,
     reps: usize,
     python: Option<PathBuf>,
+    /// `--python-only NAME`: the scenarios the Python culler runs (all when
+    /// empty); it takes minutes where ours takes seconds.
+    python_only: Vec<String>,
+}
+
+impl Options {
+    fn python_runs(&self, scenario: &str) -> bool {
+        self.python_only.is_empty() || self.python_only.iter().any(|s| s == scenario)
+    }
+}
+
+/// One scenario's medians: ours, and the Python culler's when it ran.
+type Result3 = (Scenario, Option<Summary>, Option<Summary>);
+
+/// The project's performance targets, checked on the presets that ran;
+/// prints each with PASS or FAIL and returns whether all passed.
+fn check_targets(results: &[Result3]) -> bool {
+    let find = |name: &str| results.iter().find(|(s, _, _)| s.name == name);
+    let mut lines: Vec<(String, bool)> = Vec::new();
+    let efficiency =
+        |s: &Scenario, o: &Summary| s.bound().as_secs_f64() / o.wall.as_secs_f64() * 100.0;
+    for (name, least) in [("bound-c10", 95.0), ("bound-c50", 90.0)] {
+        if let Some((s, Some(o), theirs)) = find(name) {
+            let e = efficiency(s, o);
+            let mut line = format!("{name}: {e:.1} % of the bound (target >= {least} %)");
+            if let Some(p) = theirs {
+                line += &format!(
+                    ", {:.1}x faster than Python",
+                    p.wall.as_secs_f64() / o.wall.as_secs_f64()
+                );
+            }
+            lines.push((line, e >= least));
+        }
+    }
+    if let Some((_, Some(o), Some(p))) = find("scale-100k") {
+        let cpu = p.cpu.as_secs_f64() / o.cpu.as_secs_f64().max(1e-6);
+        let rss = p.rss_kib as f64 / o.rss_kib.max(1) as f64;
+        lines.push((
+            format!("scale-100k: CPU 1/{cpu:.0} of Python's (target <= 1/30)"),
+            cpu >= 30.0,
+        ));
+        lines.push((
+            format!("scale-100k: peak RSS 1/{rss:.1} of Python's (target <= 1/8)"),
+            rss >= 8.0,
+        ));
+    }
+    let flat: Vec<u64> = ["scale-10k", "scale-100k", "scale-1m"]
+        .iter()
+        .filter_map(|n| find(n).and_then(|(_, o, _)| o.as_ref()).map(|o| o.rss_kib))
+        .collect();
+    if flat.len() == 3 {
+        let (lo, hi) = (flat.iter().min().copied(), flat.iter().max().copied());
+        let ratio = hi.unwrap_or(0) as f64 / lo.unwrap_or(1).max(1) as f64;
+        lines.push((
+            format!(
+                "peak RSS from 10k to 1M users: {} MiB, ratio {ratio:.2} (target <= 1.10)",
+                flat.iter()
+                    .map(|k| format!("{:.1}", *k as f64 / 1024.0))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            ),
+            ratio <= 1.10,
+        ));
+    }
+    if lines.is_empty() {
+        return true;
+    }
+    println!(
+        "
+targets:"
+    );
+    for (line, ok) in &lines {
+        println!("  {} {line}", if *ok { "PASS" } else { "FAIL" });
+    }
+    lines.iter().all(|(_, ok)| *ok)
 }
 
 fn parse_options() -> Result<Options, String> {
-    let mut args = std::env::args().skip(1);
     let mut reps = 3;
     let mut python = None;
     let mut only: Vec<String> = Vec::new();
+    let mut python_only: Vec<String> = Vec::new();
     let mut custom = Scenario::preset("custom", 10_000, 1_000, 500, 0, None, 10);
     let mut is_custom = false;
-    while let Some(arg) = args.next() {
-        let (key, inline) = match arg.split_once('=') {
-            Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
-            None => (arg.clone(), None),
-        };
-        // `cargo bench` passes --bench to every bench binary.
-        if key == "--bench" {
-            continue;
-        }
-        let mut value = || -> Result<String, String> {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or(format!("{key} needs a value"))
-        };
-        let mut number = |what: &str| -> Result<usize, String> {
-            value()?
-                .parse::<usize>()
-                .map_err(|e| format!("{what}: {e}"))
-        };
+    for (key, value) in common::options()? {
+        let number = || common::number(&key, &value);
         match key.as_str() {
-            "--reps" => reps = number("--reps")?.max(1),
-            "--python" => python = Some(PathBuf::from(value()?)),
-            "--only" => only.push(value()?),
-            "--users" => (custom.users, is_custom) = (number(&key)?, true),
-            "--running" => (custom.running, is_custom) = (number(&key)?, true),
-            "--idle" => (custom.idle, is_custom) = (number(&key)?, true),
-            "--named" => (custom.named, is_custom) = (number(&key)?, true),
+            "--reps" => reps = number()?.max(1),
+            "--python" => python = Some(PathBuf::from(&value)),
+            "--python-only" => python_only.push(value.clone()),
+            "--only" => only.push(value.clone()),
+            "--users" => (custom.users, is_custom) = (number()?, true),
+            "--running" => (custom.running, is_custom) = (number()?, true),
+            "--idle" => (custom.idle, is_custom) = (number()?, true),
+            "--named" => (custom.named, is_custom) = (number()?, true),
             "--stop-latency-ms" => {
-                custom.stop_latency = Duration::from_millis(number(&key)? as u64);
+                custom.stop_latency = Duration::from_millis(number()? as u64);
                 is_custom = true;
             }
-            "--page-size" => (custom.page_size, is_custom) = (Some(number(&key)?), true),
-            "--concurrency" => (custom.concurrency, is_custom) = (number(&key)?.max(1), true),
+            "--page-size" => (custom.page_size, is_custom) = (Some(number()?), true),
+            "--concurrency" => (custom.concurrency, is_custom) = (number()?.max(1), true),
             other => return Err(format!("unknown option {other} (see benches/culling.rs)")),
         }
     }
@@ -618,6 +655,7 @@ fn parse_options() -> Result<Options, String> {
         scenarios,
         reps,
         python,
+        python_only,
     })
 }
 
@@ -651,6 +689,7 @@ fn main() {
                 .to_string())
     );
     let mut failed = false;
+    let mut results = Vec::new();
     for scenario in &options.scenarios {
         println!(
             "\n{}: {} users, {} running, {} idle, {} named servers each, stops take {}, page size {}, --concurrency={}",
@@ -659,7 +698,7 @@ fn main() {
             scenario.running,
             scenario.idle,
             scenario.named,
-            ms(scenario.stop_latency),
+            common::ms(Some(scenario.stop_latency)),
             scenario.page_size.map_or("hub default (50)".into(), |p| p.to_string()),
             scenario.concurrency
         );
@@ -668,7 +707,7 @@ fn main() {
         for _ in 0..options.reps {
             // Alternating, so that drift in the machine's load hits both.
             let mut order = vec![Which::Ours];
-            if options.python.is_some() {
+            if options.python.is_some() && options.python_runs(&scenario.name) {
                 order.push(Which::Python);
             }
             for which in order {
@@ -703,6 +742,10 @@ fn main() {
                 p.rss_kib as f64 / o.rss_kib.max(1) as f64
             );
         }
+        results.push((scenario.clone(), ours, theirs));
+    }
+    if !check_targets(&results) {
+        failed = true;
     }
     if failed {
         std::process::exit(1);
