@@ -635,6 +635,21 @@ fn parse_options() -> Result<Options, String> {
             other => return Err(format!("unknown option {other} (see benches/culling.rs)")),
         }
     }
+    if !common::benchmarking() {
+        // Under `cargo test`: a small hub, once, to show the harness works
+        // (it fails if the culler fails or stops the wrong servers).
+        custom = Scenario {
+            name: "smoke (cargo test)".into(),
+            users: 2_000,
+            running: 400,
+            idle: 200,
+            named: 1,
+            stop_latency: Duration::from_millis(5),
+            page_size: None,
+            concurrency: 10,
+        };
+        (is_custom, reps) = (true, 1);
+    }
     let scenarios = if is_custom {
         if custom.running > custom.users || custom.idle > custom.running {
             return Err("need idle <= running <= users".into());

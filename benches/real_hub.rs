@@ -47,6 +47,11 @@ fn parse() -> Result<Options, String> {
         concurrency: vec![1, 5, 10, 20, 50],
         python: None,
     };
+    if !common::benchmarking() {
+        // Under `cargo test`: a few servers at one concurrency, to show
+        // the harness works (scripts/test provides the hub).
+        (options.servers, options.concurrency) = (6, vec![3]);
+    }
     for (key, value) in common::options()? {
         let number = |v: &str| common::number(&key, v);
         match key.as_str() {

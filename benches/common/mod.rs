@@ -7,10 +7,22 @@ use std::time::{Duration, Instant};
 /// How often the probe client asks the hub something.
 pub const PROBE_EVERY: Duration = Duration::from_millis(100);
 
+/// Whether `cargo bench` started this benchmark (it passes `--bench`).
+/// `cargo test --all-targets` runs benchmarks too, with the test
+/// harness's arguments: then each runs a small case once, to show it
+/// still works, and ignores the arguments.
+pub fn benchmarking() -> bool {
+    std::env::args().any(|arg| arg == "--bench")
+}
+
 /// The options after `cargo bench --bench NAME --`, as `(key, value)`
 /// pairs: `--key=value` and `--key value` alike; `--bench`, which cargo
 /// passes to every benchmark, is dropped. Every option takes a value.
+/// Outside `cargo bench` ([`benchmarking`]), there are none.
 pub fn options() -> Result<Vec<(String, String)>, String> {
+    if !benchmarking() {
+        return Ok(Vec::new());
+    }
     let mut args = std::env::args().skip(1);
     let mut pairs = Vec::new();
     while let Some(arg) = args.next() {
