@@ -268,6 +268,67 @@ mod tests {
         values.iter().map(|&v| Cell::new(v)).collect()
     }
 
+    /// The Lister reads the backlog and the size to decide whether to hand
+    /// over another page: with every executor busy on a request the hub
+    /// never answers, the requests beyond them wait at the gate.
+    #[test]
+    fn the_backlog_counts_the_requests_waiting_for_an_executor() {
+        use super::super::executor::GetVersion;
+        use super::super::guard::{RestartBudget, RestartLimit};
+        use crate::hub::{ApiToken, HubClient, HubConfig};
+        use crate::logging::Log;
+        use std::time::Duration;
+
+        // Accepts connections (the kernel does) and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = silent.local_addr().expect("address").port();
+        actix_rt::System::new().block_on(async move {
+            let metrics = Metrics::new();
+            let config = HubConfig {
+                base_url: format!("http://127.0.0.1:{port}/hub/api"),
+                token: ApiToken::new("token".into()),
+                request_timeout: Duration::from_secs(60),
+                tls: None,
+            };
+            let client = HubClient::new(&config, Arc::clone(&metrics));
+            let shutdown = Shutdown::new();
+            let budget = RestartBudget::new(RestartLimit::default(), Log::discard());
+            let executors = (1..=3)
+                .map(|n| {
+                    Executor::new(
+                        n,
+                        client.clone(),
+                        Rc::clone(&shutdown),
+                        Rc::clone(&budget),
+                        Log::discard(),
+                    )
+                    .start()
+                })
+                .collect();
+            let pool = ExecutorPool::new(
+                executors,
+                RetryPolicy::default(),
+                shutdown,
+                metrics,
+                Log::discard(),
+            );
+            assert_eq!((pool.size(), pool.backlog()), (3, 0));
+            for _ in 0..5 {
+                let pool = pool.clone();
+                actix_rt::spawn(async move { pool.call(GetVersion, None).await });
+            }
+            // Each spawned call reaches the gate in its first poll.
+            for _ in 0..100 {
+                if pool.backlog() == 2 {
+                    break;
+                }
+                actix_rt::task::yield_now().await;
+            }
+            assert_eq!((pool.size(), pool.backlog()), (3, 2));
+        });
+        drop(silent);
+    }
+
     #[test]
     fn the_least_loaded_executor_is_chosen_first_of_equals() {
         assert_eq!(least_loaded(loads(&[2, 0, 1]).iter()), 1);
