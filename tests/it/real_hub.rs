@@ -418,19 +418,7 @@ fn managed_service_culls_while_the_hub_runs() {
         managed_culler_args: Some(vec![timeout_flag(), "--cull-every=1".into()]),
         ..HubOptions::default()
     });
-    hub.create_users(&["idle", "busy"]);
-    hub.start_server("idle", "");
-    hub.start_server("busy", "");
-    let started = Instant::now();
-
-    hub.wait_for(
-        "the managed culler to stop the idle server",
-        TIMEOUT + Duration::from_secs(60),
-        || {
-            hub.post_activity("busy", &[""]);
-            servers(&hub, "idle") == Some(set(&[]))
-        },
-    );
+    let started = hub.await_managed_cull_of_idle_beside_busy(TIMEOUT + Duration::from_secs(60));
     let took = started.elapsed();
     assert!(
         took >= TIMEOUT - Duration::from_millis(500),
@@ -1236,17 +1224,7 @@ fn metrics_are_scraped_through_the_hubs_proxy() {
         "the proxy's route for {prefix}{}",
         explain(&hub)
     );
-    hub.create_users(&["idle", "busy"]);
-    hub.start_server("idle", "");
-    hub.start_server("busy", "");
-    hub.wait_for(
-        "the managed culler to stop the idle server",
-        TIMEOUT + Duration::from_secs(60),
-        || {
-            hub.post_activity("busy", &[""]);
-            servers(&hub, "idle") == Some(set(&[]))
-        },
-    );
+    hub.await_managed_cull_of_idle_beside_busy(TIMEOUT + Duration::from_secs(60));
 
     // The pass that stopped it ends after the hub's answer: scrape until
     // the counters show it.

@@ -150,17 +150,7 @@ fn the_wheels_command_culls_as_a_managed_service_beside_the_python_culler() {
         managed_culler_args: Some(vec!["--timeout=3".into(), "--cull-every=1".into()]),
         ..HubOptions::default()
     });
-    hub.create_users(&["idle", "busy"]);
-    hub.start_server("idle", "");
-    hub.start_server("busy", "");
-    hub.wait_for(
-        "the installed culler to stop the idle server",
-        timeout + Duration::from_secs(60),
-        || {
-            hub.post_activity("busy", &[""]);
-            !hub.has_server("idle", "")
-        },
-    );
+    hub.await_managed_cull_of_idle_beside_busy(timeout + Duration::from_secs(60));
     assert!(
         hub.has_server("busy", ""),
         "the active server was culled\nculler log:\n{}",

@@ -888,6 +888,27 @@ impl RealHub {
         output
     }
 
+    /// For a hub that runs the culler itself: creates users `idle` and
+    /// `busy`, starts their default servers, and waits (keeping `busy`
+    /// active meanwhile) until the managed culler has stopped `idle`'s,
+    /// failing after `deadline`. Returns when the servers were started.
+    #[track_caller]
+    pub fn await_managed_cull_of_idle_beside_busy(&self, deadline: Duration) -> Instant {
+        self.create_users(&["idle", "busy"]);
+        self.start_server("idle", "");
+        self.start_server("busy", "");
+        let started = Instant::now();
+        self.wait_for(
+            "the managed culler to stop the idle server",
+            deadline,
+            || {
+                self.post_activity("busy", &[""]);
+                !self.has_server("idle", "")
+            },
+        );
+        started
+    }
+
     /// Polls `check` until it is true, failing with `what`, the log tail and
     /// the hub log after `deadline`.
     #[track_caller]
