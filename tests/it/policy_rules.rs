@@ -6,36 +6,35 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::support::fake_hub::{FakeServer, FakeUser, HubConfig, RequestKind};
+use crate::support::culler::CullerOutput;
+use crate::support::fake_hub::{FakeHub, FakeServer, FakeUser, HubConfig, RequestKind};
 use crate::support::scenario::*;
 
-/// The rules the README shows, word for word.
-pub const README_RULES: &str = r#"
-[[rules]]
-name = "instructors are never culled"
-group = "instructors"
-never = true
+/// The rules the README shows under "Policy rules", read from README.md
+/// itself (the ```toml block after "word for word:"), so that what the
+/// README promises is what these tests run.
+fn readme_rules() -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("read README.md");
+    let after = readme
+        .split_once("word for word:\n\n```toml\n")
+        .expect("README.md shows the policy rules' example block")
+        .1;
+    let block = after.split_once("\n```").expect("the block ends").0;
+    assert!(block.contains("[[rules]]"), "not the rules: {block}");
+    format!("{block}\n")
+}
 
-[[rules]]
-name = "one user exempt"
-user = "director"
-never = true
-
-[[rules]]
-name = "GPU servers after 30 minutes"
-user_options = { profile = "gpu" }
-timeout = 1800
-
-[[rules]]
-name = "named servers after 2 hours"
-server = "named"
-timeout = 7200
-
-[[rules]]
-name = "default servers after 8 hours"
-server = "default"
-timeout = 28800
-"#;
+/// One `--once` pass with the README's rules in a config file, `--timeout=3600`
+/// and `extra` flags.
+fn once_with_readme_rules(hub: &FakeHub, extra: &[&str]) -> CullerOutput {
+    let (_dir, file) = config_file(&readme_rules());
+    once(hub)
+        .arg(format!("--config={}", file.display()))
+        .arg(TIMEOUT_1H)
+        .args(extra.iter().copied())
+        .run()
+}
 
 /// Writes a config file for one test; the directory goes with the guard.
 pub fn config_file(text: &str) -> (tempfile::TempDir, PathBuf) {
@@ -80,13 +79,7 @@ fn the_readme_rules_cull_exactly_what_they_say() {
             )
             .user(FakeUser::new("director").server(cpu(hours(100)))),
     );
-    let (_dir, file) = config_file(README_RULES);
-    let out = once(&hub)
-        .args([
-            format!("--config={}", file.display()),
-            TIMEOUT_1H.to_owned(),
-        ])
-        .run();
+    let out = once_with_readme_rules(&hub, &[]);
     out.assert_success();
     assert_eq!(
         stopped(&hub),
@@ -110,14 +103,7 @@ fn an_exempt_group_keeps_its_users_too() {
             .user(gone_user("student"))
             .user(gone_user("teacher").group("instructors")),
     );
-    let (_dir, file) = config_file(README_RULES);
-    let out = once(&hub)
-        .args([
-            format!("--config={}", file.display()),
-            TIMEOUT_1H.to_owned(),
-            "--cull-users".to_owned(),
-        ])
-        .run();
+    let out = once_with_readme_rules(&hub, &["--cull-users"]);
     out.assert_success();
     assert_eq!(deleted(&hub), names(["student"]), "{out}");
 }
@@ -130,13 +116,7 @@ fn a_token_that_cannot_see_groups_is_refused_before_anything_is_culled() {
             .user(idle_user("student"))
             .user(idle_user("teacher").group("instructors")),
     );
-    let (_dir, file) = config_file(README_RULES);
-    let out = once(&hub)
-        .args([
-            format!("--config={}", file.display()),
-            TIMEOUT_1H.to_owned(),
-        ])
-        .run();
+    let out = once_with_readme_rules(&hub, &[]);
     assert_eq!(out.status.code(), Some(2), "{out}");
     assert!(
         out.stderr
@@ -164,13 +144,7 @@ fn scopes_granted_through_a_broader_or_filtered_scope_are_enough() {
             .user(idle_user("student"))
             .user(idle_user("teacher").group("instructors")),
     );
-    let (_dir, file) = config_file(README_RULES);
-    let out = once(&hub)
-        .args([
-            format!("--config={}", file.display()),
-            TIMEOUT_1H.to_owned(),
-        ])
-        .run();
+    let out = once_with_readme_rules(&hub, &[]);
     out.assert_success();
     // Default servers idle 2 h: 8 h apply, nobody is culled.
     assert!(hub.deletes().is_empty(), "{}", deletes_text(&hub));
