@@ -6,6 +6,20 @@ use serde_json::Value;
 use crate::support::fake_hub::{FakeServer, FakeUser, HubConfig};
 use crate::support::scenario::*;
 
+/// The keys every decision record has, as the README documents them
+/// (sorted).
+pub const RECORD_KEYS: [&str; 9] = [
+    "action",
+    "age_seconds",
+    "dry_run",
+    "idle_seconds",
+    "outcome",
+    "reason",
+    "rule",
+    "server",
+    "user",
+];
+
 /// A hub with one of each decision.
 fn mixed_hub() -> crate::support::fake_hub::FakeHub {
     start(
@@ -40,6 +54,29 @@ fn find<'a>(records: &'a [Value], user: &str, server: Option<&str>) -> &'a Value
         .iter()
         .find(|r| r["user"] == user && r["server"] == server.map_or(Value::Null, Value::from))
         .unwrap_or_else(|| panic!("no record for {user} {server:?} in {records:#?}"))
+}
+
+/// The README's schema table (under "See before it culls") names every
+/// key of a record, and no other: the schema operators read is the one
+/// the culler writes.
+#[test]
+fn the_readme_documents_exactly_the_record_keys() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("read README.md");
+    let section = readme
+        .split_once("## See before it culls")
+        .expect("the dry-run section")
+        .1;
+    let section = section.split_once("\n## ").map_or(section, |(s, _)| s);
+    let mut documented: Vec<String> = section
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|cell| cell.split_once(" |").map(|(keys, _)| keys))
+        .flat_map(|keys| keys.split(", "))
+        .map(|key| key.trim_matches('`').to_owned())
+        .collect();
+    documented.sort();
+    assert_eq!(documented, RECORD_KEYS);
 }
 
 #[test]
@@ -122,21 +159,7 @@ fn output_json_explains_every_decision() {
     for record in &records {
         let mut keys: Vec<_> = record.as_object().unwrap().keys().cloned().collect();
         keys.sort();
-        assert_eq!(
-            keys,
-            [
-                "action",
-                "age_seconds",
-                "dry_run",
-                "idle_seconds",
-                "outcome",
-                "reason",
-                "rule",
-                "server",
-                "user"
-            ],
-            "{record}"
-        );
+        assert_eq!(keys, RECORD_KEYS, "{record}");
     }
 }
 

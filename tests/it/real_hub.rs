@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 
+use crate::dry_run::RECORD_KEYS;
 use crate::support::culler::{Culler, CullerOutput, RunningCuller};
 use crate::support::exposition::sample;
 use crate::support::real_hub::{
@@ -832,19 +833,6 @@ fn server_record<'a>(
     );
     record
 }
-
-/// The keys every decision record has, as the README documents them.
-const RECORD_KEYS: [&str; 9] = [
-    "action",
-    "age_seconds",
-    "dry_run",
-    "idle_seconds",
-    "outcome",
-    "reason",
-    "rule",
-    "server",
-    "user",
-];
 
 /// The README's policy rules with seconds for the real hub: instructors
 /// (a hub group) and one user never, GPU servers (`user_options.profile`)
