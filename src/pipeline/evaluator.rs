@@ -258,20 +258,9 @@ impl UserJob {
             ),
         };
         let why = self.why(reason, verdict.idle, verdict.age, rule);
-        if self.mode.dry_run {
-            info_fields!(
-                self.log,
-                verdict.fields(),
-                "Would cull user {} ({why})",
-                user.name
-            );
+        let Some(announce) = self.announce(&verdict, &format!("user {}", user.name), &why) else {
             tally.users_culled += 1;
-            self.report(&verdict, None);
             return tally;
-        }
-        let announce = Announce {
-            line: format!("Culling user {} ({why})", user.name),
-            fields: verdict.fields().into_owned(),
         };
         let command = DeleteUser {
             user: user.name.clone(),
@@ -392,19 +381,9 @@ impl UserJob {
                     }
                 };
             let why = self.why(reason, verdict.idle, verdict.age, rule);
-            if self.mode.dry_run {
-                info_fields!(
-                    self.log,
-                    verdict.fields(),
-                    "Would cull server {label} ({why})"
-                );
+            let Some(announce) = self.announce(&verdict, &format!("server {label}"), &why) else {
                 tally.servers_culled += 1;
-                self.report(&verdict, None);
                 continue;
-            }
-            let announce = Announce {
-                line: format!("Culling server {label} ({why})"),
-                fields: verdict.fields().into_owned(),
             };
             let command = StopServer {
                 user: user.name.clone(),
@@ -452,6 +431,21 @@ impl UserJob {
 
     /// The parenthesis of a cull line: upstream's words, plus the rule when
     /// one decided (so that lines without rules read exactly as before).
+    /// The line to log as the cull of `what` ("user ada", "server ada/lab")
+    /// goes on the wire; or, in a dry run, `None` once "Would cull …" is
+    /// logged and the decision reported (nothing is sent).
+    fn announce(&self, verdict: &Verdict<'_>, what: &str, why: &str) -> Option<Announce> {
+        if self.mode.dry_run {
+            info_fields!(self.log, verdict.fields(), "Would cull {what} ({why})");
+            self.report(verdict, None);
+            return None;
+        }
+        Some(Announce {
+            line: format!("Culling {what} ({why})"),
+            fields: verdict.fields().into_owned(),
+        })
+    }
+
     fn why(
         &self,
         reason: CullReason,
