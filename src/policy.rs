@@ -820,7 +820,9 @@ mod tests {
         s
     }
 
-    const README_RULES: &str = r#"
+    /// The README's four examples in shape (shorter names, another exempt
+    /// user); the integration tests run the README's own block.
+    const EXAMPLE_RULES: &str = r#"
         [[rules]]
         name = "instructors"
         group = "instructors"
@@ -849,7 +851,7 @@ mod tests {
 
     #[test]
     fn rules_gpu_after_30_minutes_named_after_2_hours_default_after_8() {
-        let p = with_rules(README_RULES);
+        let p = with_rules(EXAMPLE_RULES);
         let student = member("student", &["students"]);
         let gpu = with_options(
             server(ago(1800), ago(9000)),
@@ -891,7 +893,7 @@ mod tests {
 
     #[test]
     fn rules_exempt_a_group_and_a_user_servers_and_users_alike() {
-        let p = with_rules(README_RULES);
+        let p = with_rules(EXAMPLE_RULES);
         let ancient = server(ago(1_000_000), ago(1_000_000));
         let teacher = member("teacher", &["instructors"]);
         let vip = member("vip", &[]);
@@ -924,7 +926,7 @@ mod tests {
     fn rules_about_servers_leave_users_to_the_user_limits() {
         let p = CullPolicy {
             user_timeout_secs: 259_200,
-            ..with_rules(README_RULES)
+            ..with_rules(EXAMPLE_RULES)
         };
         let student = member("student", &["students"]);
         let mut idle_2d = student.clone();
