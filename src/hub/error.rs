@@ -59,7 +59,37 @@ pub enum HubError {
         request: String,
         /// What was wrong with it.
         detail: String,
+        /// Which kind of wrong: only a body that is not JSON at all may
+        /// read well on a second try.
+        fault: BodyFault,
     },
+}
+
+/// What was wrong with a success answer's body. Only answers to `GET`s
+/// have bodies the culler reads, and a `GET` may always be sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFault {
+    /// Not JSON at all, or JSON cut short: a proxy's HTML error page served
+    /// with 200, or a body truncated on the way. Another try may read well.
+    Unparseable,
+    /// Well-formed JSON that is not what JupyterHub sends (a wrong shape, a
+    /// version that is not one): it would read the same on every try.
+    Unexpected,
+    /// Larger than the culler reads: it would be as large again.
+    TooLarge,
+}
+
+impl BodyFault {
+    /// How serde_json's error says the body failed: its syntax (or its
+    /// end) is a transport accident, its data a hub that sends other
+    /// things.
+    pub fn of(err: &serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        match err.classify() {
+            Category::Syntax | Category::Eof | Category::Io => BodyFault::Unparseable,
+            Category::Data => BodyFault::Unexpected,
+        }
+    }
 }
 
 impl HubError {
@@ -88,15 +118,16 @@ impl HubError {
     /// failed or broke, no answer in time, the hub is overloaded (429) or
     /// failing (5xx, as a proxy answers while the hub restarts). Every
     /// request the culler makes is idempotent at the hub, so retrying these
-    /// is always safe. A refusal, a 4xx or an unreadable 200 would only
-    /// fail again.
+    /// is always safe. So is a 200 whose body is not JSON at all (a proxy's
+    /// error page, a body cut short): only `GET`s have bodies we read. A
+    /// refusal, another 4xx, or a well-formed body of the wrong shape would
+    /// only fail again.
     pub fn is_transient(&self) -> bool {
         match self {
             HubError::Unreachable { .. } | HubError::Timeout { .. } => true,
             HubError::Status { status, .. } => *status == 429 || (500..600).contains(status),
-            HubError::Untrusted { .. } | HubError::Forbidden { .. } | HubError::BadBody { .. } => {
-                false
-            }
+            HubError::BadBody { fault, .. } => *fault == BodyFault::Unparseable,
+            HubError::Untrusted { .. } | HubError::Forbidden { .. } => false,
         }
     }
 
@@ -150,7 +181,9 @@ impl fmt::Display for HubError {
                 message,
                 ..
             } => write!(f, "{request}: the hub answered {status}: {message}"),
-            HubError::BadBody { request, detail } => {
+            HubError::BadBody {
+                request, detail, ..
+            } => {
                 write!(f, "{request}: the hub's answer is not what JupyterHub sends: {detail}")
             }
         }
@@ -216,13 +249,37 @@ mod tests {
             request: "GET u".into(),
             detail: "certificate".into(),
         };
-        let garbage = HubError::BadBody {
+        let body = |fault| HubError::BadBody {
             request: "GET u".into(),
             detail: "expected value".into(),
+            fault,
         };
-        for err in [refused, untrusted, garbage] {
+        for err in [
+            refused,
+            untrusted,
+            body(BodyFault::Unexpected),
+            body(BodyFault::TooLarge),
+        ] {
             assert!(!err.is_transient() && !err.is_outage(), "{err}");
         }
+        // A proxy's HTML page or a body cut short may read well next time,
+        // and says nothing of the hub as a whole.
+        let cut = body(BodyFault::Unparseable);
+        assert!(cut.is_transient() && !cut.is_outage(), "{cut}");
+    }
+
+    #[test]
+    fn serde_errors_are_told_apart_by_whether_the_body_was_json() {
+        let fault = |text: &str| {
+            BodyFault::of(&serde_json::from_str::<Vec<u32>>(text).expect_err("an error"))
+        };
+        assert_eq!(
+            fault("<html>502 Bad Gateway</html>"),
+            BodyFault::Unparseable
+        );
+        assert_eq!(fault("[1, 2"), BodyFault::Unparseable);
+        assert_eq!(fault(r#"{"items": []}"#), BodyFault::Unexpected);
+        assert_eq!(fault(r#"["a"]"#), BodyFault::Unexpected);
     }
 
     #[test]

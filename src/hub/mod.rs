@@ -13,7 +13,7 @@ mod time;
 mod tls;
 mod version;
 
-pub use error::{HubError, REQUIRED_SCOPES};
+pub use error::{BodyFault, HubError, REQUIRED_SCOPES};
 pub use models::{Pagination, Readiness, RejectedUser, Server, TokenOwner, User, UserList};
 pub use time::{BadTimestamp, Timestamp};
 pub use tls::{internal_ssl, system_roots, TlsError};
@@ -199,13 +199,11 @@ impl HubClient {
         let url = format!("{}/", self.base_url);
         let body = self.get(Endpoint::Root, &url, false).await?;
         let info: models::VersionInfo =
-            serde_json::from_slice(&body).map_err(|err| HubError::BadBody {
-                request: format!("GET {url}"),
-                detail: err.to_string(),
-            })?;
+            serde_json::from_slice(&body).map_err(|err| bad_body(&url, &err))?;
         HubVersion::parse(&info.version).ok_or_else(|| HubError::BadBody {
             request: format!("GET {url}"),
             detail: format!("unreadable version {:?}", info.version),
+            fault: BodyFault::Unexpected,
         })
     }
 
@@ -214,20 +212,14 @@ impl HubClient {
     pub async fn token_owner(&self) -> Result<TokenOwner, HubError> {
         let url = format!("{}/user", self.base_url);
         let body = self.get(Endpoint::TokenOwner, &url, false).await?;
-        serde_json::from_slice(&body).map_err(|err| HubError::BadBody {
-            request: format!("GET {url}"),
-            detail: err.to_string(),
-        })
+        serde_json::from_slice(&body).map_err(|err| bad_body(&url, &err))
     }
 
     /// `GET /users`, one page (or, from pre-2.0 hubs, everything).
     pub async fn list_users(&self, query: UserQuery) -> Result<UserList, HubError> {
         let url = self.users_url(query);
         let body = self.get(Endpoint::Users, &url, true).await?;
-        UserList::from_json(&body).map_err(|err| HubError::BadBody {
-            request: format!("GET {url}"),
-            detail: err.to_string(),
-        })
+        UserList::from_json(&body).map_err(|err| bad_body(&url, &err))
     }
 
     /// Stops a server: `DELETE /users/{user}/server` for the default server,
@@ -366,6 +358,7 @@ impl HubClient {
                     awc::error::PayloadError::Overflow => HubError::BadBody {
                         request: method.label(url),
                         detail: format!("the answer is larger than {LIST_BODY_LIMIT} bytes"),
+                        fault: BodyFault::TooLarge,
                     },
                     // The connection broke mid-answer: worth another try.
                     other => HubError::Unreachable {
@@ -433,6 +426,15 @@ fn send_error(request: String, timeout: Duration, err: awc::error::SendRequestEr
     }
 }
 
+/// The error for a `GET`'s success body that did not read as expected.
+fn bad_body(url: &str, err: &serde_json::Error) -> HubError {
+    HubError::BadBody {
+        request: format!("GET {url}"),
+        detail: err.to_string(),
+        fault: BodyFault::of(err),
+    }
+}
+
 /// What the hub's status says of a server stop; `None`: a failure.
 fn read_stop(status: StatusCode) -> Option<StopOutcome> {
     match status {
@@ -444,15 +446,27 @@ fn read_stop(status: StatusCode) -> Option<StopOutcome> {
 }
 
 /// What the hub's answer says of a user deletion; `None`: a failure.
+///
+/// A 400 is "not yet" only when the hub says a server of the user is
+/// stopping (JupyterHub: "NAME's server is in the process of stopping,
+/// please wait."): the next pass tries again. Any other 400 ("Cannot
+/// delete yourself!", a hub extension's refusal) would answer the same on
+/// every pass, so it is an error that names it.
 fn read_delete(status: StatusCode, body: &[u8]) -> Option<DeleteOutcome> {
     match status {
         StatusCode::NOT_FOUND => Some(DeleteOutcome::Gone),
-        StatusCode::BAD_REQUEST => Some(DeleteOutcome::Busy {
-            message: hub_message(status, body),
-        }),
+        StatusCode::BAD_REQUEST => {
+            let message = hub_message(status, body);
+            says_stopping(&message).then_some(DeleteOutcome::Busy { message })
+        }
         status if status.is_success() => Some(DeleteOutcome::Deleted),
         _ => None,
     }
+}
+
+/// Whether the hub's message says a server is still stopping.
+fn says_stopping(message: &str) -> bool {
+    message.to_ascii_lowercase().contains("stopping")
 }
 
 /// Reads a `Retry-After` given in seconds (the form hubs and proxies use;
@@ -679,6 +693,20 @@ mod tests {
         for failure in [401, 403, 409, 500, 503] {
             let status = StatusCode::from_u16(failure).unwrap();
             assert_eq!(read_delete(status, b""), None, "{failure}");
+        }
+        // A 400 that is not about a server stopping is a failure: it would
+        // answer the same on every pass.
+        for other in [
+            br#"{"status": 400, "message": "Cannot delete yourself!"}"#.as_slice(),
+            b"",
+            b"<html>Bad Request</html>",
+        ] {
+            assert_eq!(
+                read_delete(StatusCode::BAD_REQUEST, other),
+                None,
+                "{}",
+                String::from_utf8_lossy(other)
+            );
         }
     }
 

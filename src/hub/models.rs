@@ -5,8 +5,8 @@
 //! absent, and the decisions must still be right.
 
 use super::time::Timestamp;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
 /// One user as listed by `GET /users`.
@@ -114,6 +114,7 @@ impl User {
 
 /// `_pagination` of a paginated list (JupyterHub >= 2.0).
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(from = "PaginationBody")]
 pub struct Pagination {
     /// The offset of this page.
     pub offset: u64,
@@ -124,13 +125,38 @@ pub struct Pagination {
     /// Whether `next` was not null: the hub believes more follows. The walk
     /// reads it to notice a `total` that is too small; its URL is useless
     /// to us (rebuilt from the hub's own idea of its address).
-    #[serde(rename = "next", default, deserialize_with = "is_present")]
     pub has_next: bool,
+    /// `next.offset`: where the hub says the next page starts. JupyterHub
+    /// computes it from the page size it really used, so it unmasks a
+    /// `limit` that claims more than the page holds.
+    pub next_offset: Option<u64>,
 }
 
-/// `true` for any value but `null`, without reading the value.
-fn is_present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
-    Ok(Option::<serde::de::IgnoredAny>::deserialize(deserializer)?.is_some())
+/// `_pagination` as sent; `next` is read leniently (any value but `null`
+/// means more follows, whatever its shape).
+#[derive(Deserialize)]
+struct PaginationBody {
+    offset: u64,
+    limit: u64,
+    total: u64,
+    #[serde(default)]
+    next: Option<serde_json::Value>,
+}
+
+impl From<PaginationBody> for Pagination {
+    fn from(body: PaginationBody) -> Self {
+        Pagination {
+            offset: body.offset,
+            limit: body.limit,
+            total: body.total,
+            has_next: body.next.is_some(),
+            next_offset: body
+                .next
+                .as_ref()
+                .and_then(|next| next.get("offset"))
+                .and_then(serde_json::Value::as_u64),
+        }
+    }
 }
 
 /// A user record the hub sent that could not be read (a field of the wrong
@@ -166,8 +192,8 @@ struct PageBody<T> {
 
 /// The items and pagination of a body, telling the two shapes apart by their
 /// first character so that errors name the real problem in either shape.
-fn items_of<T: DeserializeOwned>(
-    body: &[u8],
+fn items_of<'a, T: Deserialize<'a>>(
+    body: &'a [u8],
 ) -> Result<(Vec<T>, Option<Pagination>), serde_json::Error> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'[') {
@@ -177,12 +203,28 @@ fn items_of<T: DeserializeOwned>(
     Ok((page.items, Some(page.pagination)))
 }
 
+/// Just the `name` of a record, as the JSON text the hub sent: read even
+/// when the record (or the name itself) is not one the culler can use,
+/// so that the log says whose record was skipped.
+#[derive(Deserialize)]
+struct NameOnly<'a> {
+    #[serde(borrow, default)]
+    name: Option<&'a RawValue>,
+}
+
 impl UserList {
     /// Reads a `GET /users` body. A body that is not a user list at all is
     /// an error; a list with unreadable users yields the others, with the
     /// unreadable ones in `rejected` (as upstream, which fails per user).
-    /// Bytes that are not UTF-8 lose only the records holding them: such a
-    /// name could not be sent back to the hub to stop or delete its owner.
+    ///
+    /// Each record is read on its own, so that one bad record costs only
+    /// its user: a field of the wrong type, bytes that are not UTF-8 (such
+    /// a name could not be sent back to the hub to stop or delete its
+    /// owner), or an escape JSON allows but a string cannot hold (a lone
+    /// surrogate such as `"\ud800"`, which Python's `json` writes for a
+    /// name holding one). The records are first delimited without reading
+    /// their strings, so a bad string inside one record never fails the
+    /// page.
     pub fn from_json(body: &[u8]) -> Result<Self, serde_json::Error> {
         if let Ok((users, pagination)) = items_of::<User>(body) {
             return Ok(UserList {
@@ -196,31 +238,39 @@ impl UserList {
             .then(|| String::from_utf8_lossy(body).into_owned());
         let lossy = repaired.is_some();
         let body = repaired.as_deref().map_or(body, str::as_bytes);
-        let (items, pagination) = items_of::<serde_json::Value>(body)?;
+        let (items, pagination) = items_of::<&RawValue>(body)?;
         let mut list = UserList {
             users: Vec::with_capacity(items.len()),
             rejected: Vec::new(),
             pagination,
         };
         for item in items {
-            let name = item.get("name").and_then(|n| n.as_str()).map(str::to_owned);
-            if lossy && item.to_string().contains(char::REPLACEMENT_CHARACTER) {
-                list.rejected.push(RejectedUser {
-                    name,
-                    reason: "the record holds bytes that are not UTF-8".to_owned(),
-                });
-                continue;
-            }
-            match User::deserialize(item) {
-                Ok(user) => list.users.push(user),
-                Err(err) => list.rejected.push(RejectedUser {
-                    name,
-                    reason: err.to_string(),
-                }),
-            }
+            let record = item.get();
+            let reason = if lossy && record.contains(char::REPLACEMENT_CHARACTER) {
+                "the record holds bytes that are not UTF-8".to_owned()
+            } else {
+                match serde_json::from_str::<User>(record) {
+                    Ok(user) => {
+                        list.users.push(user);
+                        continue;
+                    }
+                    Err(err) => err.to_string(),
+                }
+            };
+            list.rejected.push(RejectedUser {
+                name: name_of(record),
+                reason,
+            });
         }
         Ok(list)
     }
+}
+
+/// The name in a record that could not be read, for the log: as a string
+/// when it is one, else as the JSON text the hub sent (escapes and all).
+fn name_of(record: &str) -> Option<String> {
+    let raw = serde_json::from_str::<NameOnly<'_>>(record).ok()?.name?;
+    Some(serde_json::from_str::<String>(raw.get()).unwrap_or_else(|_| raw.get().to_owned()))
 }
 
 /// `GET /user`: who the token belongs to, and what it may see.
@@ -274,7 +324,8 @@ mod tests {
                 offset: 0,
                 limit: 2,
                 total: 2,
-                has_next: false
+                has_next: false,
+                next_offset: None,
             })
         );
         let names: Vec<_> = items.iter().map(|u| u.name.as_str()).collect();
@@ -377,8 +428,14 @@ mod tests {
         let more =
             r#", "next": {"offset": 2, "limit": 2, "url": "http://hub/hub/api/users?offset=2"}"#;
         assert!(page(more).has_next);
+        assert_eq!(page(more).next_offset, Some(2));
         assert!(!page(r#", "next": null"#).has_next);
         assert!(!page("").has_next);
+        assert_eq!(page("").next_offset, None);
+        // Any other shape still says more follows, without an offset.
+        let odd = page(r#", "next": "http://hub/hub/api/users?offset=2""#);
+        assert!(odd.has_next);
+        assert_eq!(odd.next_offset, None);
     }
 
     #[test]
@@ -410,6 +467,43 @@ mod tests {
             "{:?}",
             list.rejected
         );
+    }
+
+    #[test]
+    fn a_lone_surrogate_loses_only_its_user() {
+        // Python's json writes a name holding a lone surrogate this way; no
+        // Rust string can hold it, so the whole page used to fail.
+        let body = br#"{"items": [
+                {"name": "ok1", "admin": false},
+                {"name": "bad\ud800name", "admin": false},
+                {"name": "ok2", "admin": false, "servers": {"": {"name": "", "user_options": {"x": "\udfff"}}}},
+                {"name": "ok3", "admin": false, "groups": ["\ud83d\ude00"]}
+            ], "_pagination": {"offset": 0, "limit": 50, "total": 4, "next": null}}"#;
+        let list = UserList::from_json(body).expect("the page reads");
+        let names: Vec<_> = list.users.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["ok1", "ok3"], "{list:?}");
+        assert_eq!(
+            list.users[1].groups.as_deref(),
+            Some(&["\u{1F600}".to_owned()][..])
+        );
+        let rejected: Vec<_> = list.rejected.iter().map(|r| r.name.as_deref()).collect();
+        // The name as the hub wrote it when it is no string, else the name.
+        assert_eq!(rejected, [Some(r#""bad\ud800name""#), Some("ok2")]);
+        for rejected in &list.rejected {
+            assert!(rejected.reason.contains("escape"), "{rejected:?}");
+        }
+        assert_eq!(list.pagination.map(|p| p.total), Some(4));
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_is_an_unparseable_error() {
+        use crate::hub::BodyFault;
+        for body in [&b"<html>502</html>"[..], br#"{"items": [{"name": "a"}"#] {
+            let err = UserList::from_json(body).expect_err("not a list");
+            assert_eq!(BodyFault::of(&err), BodyFault::Unparseable, "{err}");
+        }
+        let err = UserList::from_json(br#"{"items": 3}"#).expect_err("not a list");
+        assert_eq!(BodyFault::of(&err), BodyFault::Unexpected, "{err}");
     }
 
     #[test]
@@ -502,6 +596,10 @@ mod tests {
         /// damaged record is never half-read into a user.
         fn accepted_users_are_exactly_their_records(body: &[u8], list: &UserList) {
             let text = String::from_utf8_lossy(body);
+            // A strict reading of the whole body, once surrogate escapes
+            // (which no string holds, and which lose their record only) are
+            // made harmless: the fixtures hold none, so damage made them.
+            let text = neutralize_surrogates(&text);
             let items: Vec<serde_json::Value> =
                 match serde_json::from_str::<serde_json::Value>(&text) {
                     Ok(serde_json::Value::Array(items)) => items,
@@ -524,6 +622,33 @@ mod tests {
                 );
                 assert!(!user.name.contains(char::REPLACEMENT_CHARACTER), "{user:?}");
             }
+        }
+
+        /// `\uD800` to `\uDFFF` escapes become `\uFFFD`.
+        fn neutralize_surrogates(text: &str) -> String {
+            let bytes = text.as_bytes();
+            let mut out = String::with_capacity(text.len());
+            let mut i = 0;
+            while i < bytes.len() {
+                let escape = bytes[i] == b'\\'
+                    && bytes.get(i + 1) == Some(&b'u')
+                    && bytes
+                        .get(i + 2)
+                        .is_some_and(|b| b.eq_ignore_ascii_case(&b'd'))
+                    && bytes.get(i + 3).is_some_and(|b| b"89abAB".contains(b))
+                    && bytes
+                        .get(i + 4..i + 6)
+                        .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+                if escape {
+                    out.push_str("\\uFFFD");
+                    i += 6;
+                } else {
+                    let ch = text[i..].chars().next().expect("a char boundary");
+                    out.push(ch);
+                    i += ch.len_utf8();
+                }
+            }
+            out
         }
 
         proptest! {

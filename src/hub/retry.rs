@@ -10,7 +10,10 @@
 //! requests failing together do not come back together. A `Retry-After`
 //! from the hub is a floor for that wait. The whole is bounded twice: at
 //! most `retries` retries, and none that would start later than
-//! `give_up_after` after the first attempt.
+//! `give_up_after` after the first attempt. A request that found no hub to
+//! connect to (refused, reset) waits at most `reconnect_delay`: trying to
+//! connect costs a hub that is down nothing, and a hub that comes back is
+//! found within that time rather than after a long backoff.
 
 use super::HubError;
 use std::fmt;
@@ -25,18 +28,23 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// The longest any single wait may be.
     pub max_delay: Duration,
+    /// The longest wait after an attempt that found no hub to connect to
+    /// ([`HubError::Unreachable`]).
+    pub reconnect_delay: Duration,
     /// No retry starts later than this after the first attempt.
     pub give_up_after: Duration,
 }
 
 impl Default for RetryPolicy {
     /// Rides out a hub restart or a proxy hiccup of a few seconds to a
-    /// minute (5 retries, ceilings 1, 2, 4, 8, 16 s, never past 60 s).
+    /// minute (5 retries, ceilings 1, 2, 4, 8, 16 s, never past 60 s; at
+    /// most 2 s when the hub could not be connected to).
     fn default() -> Self {
         RetryPolicy {
             retries: 5,
             base_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(30),
+            reconnect_delay: Duration::from_secs(2),
             give_up_after: Duration::from_secs(60),
         }
     }
@@ -122,6 +130,9 @@ impl RetryPolicy {
             });
         }
         let mut wait = self.backoff(retries_done, random);
+        if matches!(error, HubError::Unreachable { .. }) {
+            wait = wait.min(self.reconnect_delay);
+        }
         if let Some(asked) = error.retry_after() {
             if asked > self.max_delay {
                 return RetryDecision::GiveUp(GiveUp::HubAsksTooLong { retry_after: asked });
@@ -236,6 +247,39 @@ mod tests {
         assert!(half > S(3) && half < S(5), "{half:?}");
         // Absurd retry numbers neither overflow nor pass the cap.
         assert_eq!(policy.backoff(200, u64::MAX), S(30));
+    }
+
+    #[test]
+    fn a_hub_that_could_not_be_connected_to_is_tried_again_within_the_reconnect_delay() {
+        let policy = RetryPolicy::default();
+        // The third retry's ceiling is 4 s, the fifth's 16 s: a refused
+        // connection waits 2 s at most all the same.
+        assert_eq!(
+            policy.decide(&refused(), 2, Duration::ZERO, u64::MAX),
+            RetryDecision::Wait(S(2))
+        );
+        assert_eq!(
+            policy.decide(&refused(), 4, Duration::ZERO, u64::MAX),
+            RetryDecision::Wait(S(2))
+        );
+        // Below the cap the backoff is as for any failure.
+        assert_eq!(
+            policy.decide(&refused(), 0, Duration::ZERO, u64::MAX),
+            RetryDecision::Wait(S(1))
+        );
+        // An overloaded hub (5xx, timeouts) gets the whole backoff.
+        assert_eq!(
+            policy.decide(&status(502, None), 4, Duration::ZERO, u64::MAX),
+            RetryDecision::Wait(S(16))
+        );
+        let timeout = HubError::Timeout {
+            request: "GET u".into(),
+            seconds: 60,
+        };
+        assert_eq!(
+            policy.decide(&timeout, 4, Duration::ZERO, u64::MAX),
+            RetryDecision::Wait(S(16))
+        );
     }
 
     #[test]

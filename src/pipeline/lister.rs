@@ -176,7 +176,16 @@ impl Walk {
         let version = match self.pool.call(GetVersion, None).await {
             Ok(version) => version,
             Err(err) => {
-                pass.add(self.failed("Cannot start the pass", err), &self.log);
+                // The cheapest request there is: when it cannot be answered
+                // after its retries, the hub is not serving.
+                let down = matches!(
+                    &err,
+                    CommandError::GaveUp { .. } | CommandError::NotSent(NotSent::HubDown)
+                );
+                let mut tally = self.failed("Cannot start the pass", err);
+                tally.listings_cut_short += 1;
+                tally.hub_down |= down;
+                pass.add(tally, &self.log);
                 return pass.tally;
             }
         };
@@ -202,6 +211,7 @@ impl Walk {
             // Before 1.3 there is no filter: every user, judged here.
             self.list(&version, None, &mut pass).await;
         }
+        pass.tally.hub_down |= self.pool.found_hub_down();
         pass.tally
     }
 
@@ -264,7 +274,35 @@ impl Walk {
             let list = match fetching.await {
                 Ok(list) => list,
                 Err(err) => {
-                    pass.add(self.failed("Cannot list users", err), &self.log);
+                    // A page that kept failing (its body would not read, the
+                    // hub answered 5xx) is skipped on the way down, and the
+                    // other pages go on: skipping acts on nobody.
+                    let skip = match &err {
+                        CommandError::GaveUp { error, .. } => !error.is_outage(),
+                        CommandError::Crashed => true,
+                        _ => false,
+                    };
+                    if let Some(next) = skip.then(|| walk.unreadable(request)).flatten() {
+                        error!(
+                            self.log,
+                            "{listing}: skipping the page at offset {}: {err}; its users wait for the next pass, the other pages go on",
+                            request.offset
+                        );
+                        pass.add(
+                            Tally {
+                                errors: 1,
+                                listings_cut_short: 1,
+                                ..Tally::default()
+                            },
+                            &self.log,
+                        );
+                        request = next;
+                        fetching = self.fetch(state, next);
+                        continue;
+                    }
+                    let mut tally = self.failed("Cannot list users", err);
+                    tally.listings_cut_short += 1;
+                    pass.add(tally, &self.log);
                     break;
                 }
             };
@@ -278,7 +316,14 @@ impl Walk {
                 Ok(step) => step,
                 Err(err) => {
                     error!(self.log, "{listing}: {err}");
-                    pass.add(Tally::failure(), &self.log);
+                    pass.add(
+                        Tally {
+                            errors: 1,
+                            listings_cut_short: 1,
+                            ..Tally::default()
+                        },
+                        &self.log,
+                    );
                     break;
                 }
             };

@@ -53,6 +53,15 @@ pub struct Tally {
     /// Requests the hub refused (401/403), by the hub's message, which names
     /// the missing scope: logged once per pass, not once per user.
     pub refusals: BTreeMap<String, Refusal>,
+    /// Listings that ended before their last page or skipped a page, or
+    /// never started (the hub's version could not be read): the pass did
+    /// not see every user, so the Scheduler tries again sooner than
+    /// `--cull-every`.
+    pub listings_cut_short: u64,
+    /// Whether the pass found the hub not answering at all (a request gave
+    /// up because no connection could be made or no answer came): the
+    /// Scheduler then watches for it to come back.
+    pub hub_down: bool,
 }
 
 /// Requests refused for one reason.
@@ -71,6 +80,12 @@ impl Tally {
             errors: 1,
             ..Tally::default()
         }
+    }
+
+    /// Whether the pass saw every user it set out to: no listing was cut
+    /// short and the hub answered.
+    pub fn is_complete(&self) -> bool {
+        self.listings_cut_short == 0 && !self.hub_down
     }
 
     /// Counts a refused request (an error), keyed by the hub's message.
@@ -101,6 +116,8 @@ impl AddAssign for Tally {
         self.users_busy += other.users_busy;
         self.errors += other.errors;
         self.not_sent += other.not_sent;
+        self.listings_cut_short += other.listings_cut_short;
+        self.hub_down |= other.hub_down;
         for (key, refusal) in other.refusals {
             self.refusals
                 .entry(key)
@@ -136,6 +153,13 @@ impl fmt::Display for Tally {
         }
         if self.not_sent > 0 {
             write!(f, ", {} culls not sent", self.not_sent)?;
+        }
+        if self.listings_cut_short > 0 {
+            write!(
+                f,
+                "; not every user was seen ({} listings or pages cut short)",
+                self.listings_cut_short
+            )?;
         }
         Ok(())
     }
@@ -184,6 +208,8 @@ mod tests {
             errors: n + 5,
             not_sent: n + 6,
             refusals: BTreeMap::new(),
+            listings_cut_short: n + 9,
+            hub_down: n == 10,
         };
         let mut sum = part(10);
         sum += part(100);
@@ -197,8 +223,28 @@ mod tests {
             expected.users_busy += 4;
             expected.errors += 5;
             expected.not_sent += 6;
+            expected.listings_cut_short += 9;
+            // Down in one part is down in the sum.
+            expected.hub_down = true;
             expected
         });
+    }
+
+    #[test]
+    fn a_pass_is_complete_unless_a_listing_was_cut_short_or_the_hub_was_down() {
+        assert!(Tally::default().is_complete());
+        // Errors of single commands leave the walk whole.
+        assert!(Tally::failure().is_complete());
+        let cut = Tally {
+            listings_cut_short: 1,
+            ..Tally::default()
+        };
+        assert!(!cut.is_complete());
+        let down = Tally {
+            hub_down: true,
+            ..Tally::default()
+        };
+        assert!(!down.is_complete());
     }
 
     #[test]
@@ -214,6 +260,8 @@ mod tests {
             errors: 0,
             not_sent: 4,
             refusals: BTreeMap::new(),
+            listings_cut_short: 2,
+            hub_down: false,
         };
         tally.refused(&forbidden("x"));
         let text = tally.to_string();
@@ -226,11 +274,12 @@ mod tests {
             "1 users not deletable yet",
             "1 refused for missing scopes",
             "4 culls not sent",
+            "not every user was seen (2 listings or pages cut short)",
         ] {
             assert!(text.contains(part), "{part:?} missing from {text}");
         }
         let quiet = Tally::default().to_string();
-        for absent in ["not sent", "not deletable", "refused"] {
+        for absent in ["not sent", "not deletable", "refused", "not every user"] {
             assert!(!quiet.contains(absent), "{absent:?} in {quiet}");
         }
     }

@@ -21,11 +21,11 @@
 //! rest of the pass is not sent (one error, not one per user); the next
 //! pass tries again.
 
-use super::executor::{Announce, Attempt, AttemptError, Call, Executor};
+use super::executor::{Announce, Attempt, AttemptError, Call, Executor, GetVersion};
 use super::gate::Gate;
 use super::shutdown::Shutdown;
 use crate::hub::retry::{GiveUp, Jitter, RetryDecision, RetryPolicy};
-use crate::hub::HubError;
+use crate::hub::{HubError, HubVersion};
 use crate::logging::{info, warning, Log};
 use crate::metrics::Metrics;
 use actix::prelude::*;
@@ -154,6 +154,30 @@ impl ExecutorPool {
     /// A new pass begins: a hub that was unreachable is tried again.
     pub fn begin_pass(&self) {
         self.0.outage.borrow_mut().take();
+    }
+
+    /// Whether a request of this pass gave up because the hub could not be
+    /// reached (so the rest of the pass was not sent).
+    pub fn found_hub_down(&self) -> bool {
+        self.0.outage.borrow().is_some()
+    }
+
+    /// Asks the hub for its version once, whatever this pass found and
+    /// without retrying or logging: how the Scheduler watches for a hub
+    /// that stopped answering to come back.
+    pub async fn probe(&self) -> Result<HubVersion, CommandError> {
+        if self.0.shutdown.is_stopping() {
+            return Err(CommandError::NotSent(NotSent::Stopping));
+        }
+        let attempt = Attempt {
+            call: GetVersion,
+            announce: None,
+        };
+        self.attempt(attempt).await.map_err(|err| match err {
+            AttemptError::Hub(error) => CommandError::Hub(error),
+            AttemptError::NotSent => CommandError::NotSent(NotSent::Stopping),
+            AttemptError::Crashed => CommandError::Crashed,
+        })
     }
 
     /// Sends `call` through an executor, retrying as the policy allows.

@@ -4,10 +4,20 @@
 //! It also ends the graceful stop: asked to stop, it lets the pass in
 //! progress finish what is on the wire (at most [`DRAIN_LIMIT`]), then
 //! stops the program.
+//!
+//! A pass that did not see every user (the hub's version could not be
+//! read, a listing ended early or skipped a page) is followed by another
+//! sooner than `--cull-every`: after [`RETRY_PASS_AFTER`], doubling with
+//! each such pass in a row, up to `--cull-every`. When the hub was not
+//! answering at all, the Scheduler also asks it for its version every
+//! [`PROBE_EVERY`], quietly, and starts the pass as soon as it answers:
+//! however long the hub was down, culling resumes within seconds of its
+//! return.
 
 use super::chaos::{self, Site};
 use super::guard::{self, guarded, RestartBudget, Restartable};
 use super::lister::{Lister, RunPass};
+use super::pool::ExecutorPool;
 use super::shutdown::Shutdown;
 use super::Tally;
 use crate::exit::{Exit, Signal};
@@ -23,6 +33,25 @@ use std::time::{Duration, Instant};
 /// SIGKILL) give a process, and longer than JupyterHub takes to answer a
 /// stop (its `slow_stop_timeout` is 10 s).
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(12);
+
+/// The wait before the pass that follows a pass that did not see every
+/// user; it doubles with each such pass in a row, up to `--cull-every`.
+pub const RETRY_PASS_AFTER: Duration = Duration::from_secs(2);
+
+/// How often a hub that stopped answering is asked for its version (one
+/// cheap request, not retried, not logged), so that a pass starts as soon
+/// as it answers again.
+pub const PROBE_EVERY: Duration = Duration::from_secs(2);
+
+/// The wait before the next pass after `failures` passes in a row that did
+/// not see every user (at least 1): [`RETRY_PASS_AFTER`] doubled for each
+/// but the first, never longer than `every`.
+pub fn pass_backoff(failures: u32, every: Duration) -> Duration {
+    let doublings = failures.saturating_sub(1).min(31);
+    RETRY_PASS_AFTER
+        .saturating_mul(1u32 << doublings)
+        .min(every)
+}
 
 /// Time to start a pass.
 #[derive(Debug, Clone, Copy, Message)]
@@ -48,20 +77,36 @@ pub struct Schedule {
 /// Times the passes.
 pub struct Scheduler {
     lister: Addr<Lister>,
+    /// Where the probes of a hub that stopped answering go.
+    pool: ExecutorPool,
     schedule: Schedule,
     /// Where passes are counted (`/metrics`, `/health`).
     metrics: Arc<Metrics>,
     /// When the pass in progress started.
     running: Option<Instant>,
+    /// Passes in a row that did not see every user.
+    failures: u32,
+    /// Set while the hub is not answering.
+    hub_down: Option<HubDown>,
     shutdown: Rc<Shutdown>,
     budget: Rc<RestartBudget>,
     log: Log,
+}
+
+/// A hub that stopped answering, watched for its return.
+struct HubDown {
+    /// When the pass that found it down started.
+    since: Instant,
+    /// The next pass, due after the backoff; started at once instead (and
+    /// this one cancelled) when a probe finds the hub back.
+    next_pass: SpawnHandle,
 }
 
 impl Scheduler {
     /// A scheduler running passes through `lister` as `schedule` says.
     pub fn new(
         lister: Addr<Lister>,
+        pool: ExecutorPool,
         schedule: Schedule,
         shutdown: Rc<Shutdown>,
         metrics: Arc<Metrics>,
@@ -70,9 +115,12 @@ impl Scheduler {
     ) -> Self {
         Scheduler {
             lister,
+            pool,
             schedule,
             metrics,
             running: None,
+            failures: 0,
+            hub_down: None,
             shutdown,
             budget,
             log,
@@ -118,6 +166,8 @@ impl Restartable for Scheduler {
     }
     fn restarted(&mut self) {
         self.running = None;
+        self.failures = 0;
+        self.hub_down = None;
     }
 }
 
@@ -222,11 +272,78 @@ impl Scheduler {
                 Exit::PassFailed
             };
             System::current().stop_with_code(exit.code());
-        } else {
+        } else if tally.is_complete() {
+            if let Some(down) = self.hub_down.take() {
+                info!(
+                    self.log,
+                    "The hub answers again after {:.0} s",
+                    down.since.elapsed().as_secs_f64()
+                );
+            }
+            self.failures = 0;
             // Passes start `every` apart; a pass longer than that is
             // followed at once by the next one.
             ctx.notify_later(Tick, self.schedule.every.saturating_sub(started.elapsed()));
+        } else {
+            self.failures += 1;
+            let wait = pass_backoff(self.failures, self.schedule.every);
+            let next_pass = ctx.notify_later(Tick, wait);
+            if !tally.hub_down {
+                self.hub_down = None;
+                info!(
+                    self.log,
+                    "Not every user was seen; the next pass starts in {} s",
+                    wait.as_secs()
+                );
+                return;
+            }
+            let since = match self.hub_down.take() {
+                Some(down) => down.since,
+                None => {
+                    warning!(
+                        self.log,
+                        "The hub is not answering; asking it every {} s and culling as soon as it answers (the next pass starts in {} s otherwise)",
+                        PROBE_EVERY.as_secs(),
+                        wait.as_secs()
+                    );
+                    started
+                }
+            };
+            self.hub_down = Some(HubDown { since, next_pass });
+            ctx.run_later(PROBE_EVERY, Self::probe);
         }
+    }
+
+    /// Asks a hub that stopped answering for its version; when it answers,
+    /// the pass due later starts now. Probes stop while a pass runs (its
+    /// end decides again) and when the culler stops.
+    fn probe(&mut self, ctx: &mut Context<Self>) {
+        if self.hub_down.is_none() || self.running.is_some() || self.shutdown.is_stopping() {
+            return;
+        }
+        let pool = self.pool.clone();
+        let probe = async move { pool.probe().await };
+        ctx.spawn(probe.into_actor(self).map(|answer, scheduler, ctx| {
+            if scheduler.running.is_some() {
+                return;
+            }
+            match (answer, scheduler.hub_down.take()) {
+                (Ok(version), Some(down)) => {
+                    ctx.cancel_future(down.next_pass);
+                    info!(
+                        scheduler.log,
+                        "The hub answers again (JupyterHub {version}) after {:.0} s; starting a pass",
+                        down.since.elapsed().as_secs_f64()
+                    );
+                    ctx.notify(Tick);
+                }
+                (Err(_), Some(down)) => {
+                    scheduler.hub_down = Some(down);
+                    ctx.run_later(PROBE_EVERY, Self::probe);
+                }
+                (_, None) => {}
+            }
+        }));
     }
 }
 
@@ -260,5 +377,24 @@ impl Handler<Stop> for Scheduler {
             );
             System::current().stop_with_code(scheduler.stop_code(signal));
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pass_that_missed_users_is_followed_sooner_doubling_up_to_cull_every() {
+        let every = Duration::from_secs(600);
+        let waits: Vec<u64> = (1..=11)
+            .map(|failures| pass_backoff(failures, every).as_secs())
+            .collect();
+        assert_eq!(waits, [2, 4, 8, 16, 32, 64, 128, 256, 512, 600, 600]);
+        // No overflow, however long the streak.
+        assert_eq!(pass_backoff(u32::MAX, every), every);
+        // Never longer than --cull-every, even the first.
+        let every = Duration::from_secs(1);
+        assert_eq!(pass_backoff(1, every), every);
     }
 }

@@ -101,15 +101,16 @@ pub fn start(settings: &Settings, log: &Log, metrics: &Arc<Metrics>) -> Pipeline
             once: settings.once,
             dry_run: settings.dry_run,
         };
-        let (lister, shutdown, metrics, budget, log) = (
+        let (lister, pool, shutdown, metrics, budget, log) = (
             lister.clone(),
+            executors.clone(),
             Rc::clone(&shutdown),
             Arc::clone(metrics),
             Rc::clone(&budget),
             log.clone(),
         );
         actix::Supervisor::start(move |_| {
-            Scheduler::new(lister, schedule, shutdown, metrics, budget, log)
+            Scheduler::new(lister, pool, schedule, shutdown, metrics, budget, log)
         })
     };
     let mut schedule = if settings.once {

@@ -35,6 +35,12 @@
 //! - a top page holding more users than `total` accounts for (or full with
 //!   `next` set) makes the walk look above it the same way;
 //! - a page with more users than its `limit` sets the step to what was seen;
+//! - a probe whose `next` says more follows, although its `limit` says the
+//!   page reaches past `total` or `next.offset` lies inside the limit, means
+//!   the hub pages by fewer than it says: the walk steps by what `next`
+//!   shows (or by the users the page held) from the first page on;
+//! - `next` set on the page believed last always makes the walk look above
+//!   it: the walk never ends while the hub says more follows;
 //! - a short page that is not the last under [`Filter::Exact`] means the hub
 //!   pages by fewer than it says: the walk starts again from the top with
 //!   the page size seen, once; a second time is a [`WalkError`];
@@ -44,6 +50,10 @@
 use crate::hub::{Pagination, UserList};
 use std::fmt;
 use std::mem::{discriminant, Discriminant};
+
+/// The page size stepped by when the probe shows its `limit` is a lie and
+/// nothing else shows the real one: JupyterHub's `api_page_default_limit`.
+pub const FALLBACK_PAGE_SIZE: u64 = 50;
 
 /// More users than any hub is believed to hold: a larger `total` is a lie
 /// (e.g. 2^64-1), and the walk finds the real end from the pages instead of
@@ -170,6 +180,24 @@ pub enum Suspicion {
         /// The `total` the hub sent with it.
         total: u64,
     },
+    /// The probe's `next` says more follows where its `limit` says the
+    /// page reaches (past `total`, or `next.offset` inside the limit): the
+    /// hub pages by fewer than it says, and stepping by its `limit` would
+    /// end the walk after the first page.
+    NextBeforeLimit {
+        /// Where the page starts.
+        offset: u64,
+        /// The limit the hub sent.
+        limit: u64,
+        /// The `total` the hub sent.
+        total: u64,
+        /// How many users the page held.
+        items: u64,
+        /// `next.offset`, when the hub sent one.
+        next: Option<u64>,
+        /// The page size the walk steps by.
+        step: u64,
+    },
     /// The hub sent a `limit` of 0, which would divide by zero: taken as 1.
     ZeroLimit {
         /// Where the page starts.
@@ -208,6 +236,20 @@ impl fmt::Display for Suspicion {
                 f,
                 "the hub's page at offset {offset} holds {items} users though its limit is {limit} and it counts {total}: it pages by fewer than it says, which would skip users; walking again from the last page by {items}"
             ),
+            Suspicion::NextBeforeLimit { offset, limit, total, items, next, step } => {
+                write!(
+                    f,
+                    "the hub's page at offset {offset} holds {items} users, says its limit is {limit} and counts {total}, but its next page "
+                )?;
+                match next {
+                    Some(next) => write!(f, "starts at offset {next}")?,
+                    None => f.write_str("is set")?,
+                }
+                write!(
+                    f,
+                    ": it pages by fewer than it says, and ending here would skip users; walking from the last page by {step}"
+                )
+            }
             Suspicion::ZeroLimit { offset } => write!(
                 f,
                 "the hub's page at offset {offset} says its limit is 0; taking 1"
@@ -422,6 +464,37 @@ impl PageWalk {
         }
     }
 
+    /// The answer to `requested` (the last request this walk asked for)
+    /// could not be had: its body would not read, or the hub kept failing
+    /// it, after every retry. On the way down the page is skipped and the
+    /// walk goes on to the page below: its users wait for the next pass,
+    /// and skipping acts on nobody, so no page still to be read moves.
+    /// Before the way down (the probe, a search) there is nothing to plan
+    /// from, and the walk is over (`None`).
+    pub fn unreadable(&mut self, requested: PageRequest) -> Option<PageRequest> {
+        debug_assert_eq!(
+            self.pending,
+            Some(requested),
+            "the walk was told of a request it did not ask for"
+        );
+        let next = match self.phase {
+            Phase::Down { .. } if requested.offset > 0 => {
+                self.phase = Phase::Down {
+                    top: false,
+                    check_above: false,
+                };
+                Some(self.request(requested.offset.saturating_sub(self.stride)))
+            }
+            _ => None,
+        };
+        self.pending = next;
+        match next {
+            Some(_) => self.requested += 1,
+            None => self.phase = Phase::Done,
+        }
+        next
+    }
+
     /// How many requests the walk has asked for, the probe included.
     pub fn pages_requested(&self) -> u64 {
         self.requested
@@ -451,9 +524,7 @@ impl PageWalk {
             pagination.limit
         };
         if self.stride == 0 {
-            // The probe: step by what the hub pages by, or by what it sent
-            // when that is more (stepping by less would fetch users twice).
-            self.stride = limit.max(page.items).min(self.cap);
+            self.stride = self.probe_stride(offset, page, pagination, limit, out);
         }
         if page.items > limit {
             let step = self.stride;
@@ -477,6 +548,55 @@ impl PageWalk {
             }
             Phase::Done => Ok((false, None)),
         }
+    }
+
+    /// The page size to step by, from the probe: what the hub pages by, or
+    /// what it sent when that is more (stepping by less would fetch users
+    /// twice). Unless `next` contradicts the `limit`: JupyterHub sets
+    /// `next` only when more follows and puts it where its real page ends,
+    /// so a `next.offset` inside the limit is the real page size, and a
+    /// `next` set although the limit reaches past `total` means the limit
+    /// is not what the hub pages by: the users the page held are (a page
+    /// of `ready` users may hold fewer than the hub paged over, so the
+    /// walk may read users twice, never skip one).
+    fn probe_stride(
+        &mut self,
+        offset: u64,
+        page: &PageSeen,
+        pagination: Pagination,
+        limit: u64,
+        out: &mut Vec<Suspicion>,
+    ) -> u64 {
+        let claimed = limit.max(page.items).min(self.cap);
+        // A page over its limit is judged by that alone: its `next`
+        // (offset + limit) points inside this very page.
+        if !pagination.has_next || page.items > limit {
+            return claimed;
+        }
+        let gap = pagination
+            .next_offset
+            .and_then(|next| next.checked_sub(offset))
+            .filter(|&gap| gap > 0);
+        let step = match gap {
+            Some(gap) if gap < claimed => gap,
+            Some(_) => return claimed,
+            None if offset.saturating_add(limit) < pagination.total => return claimed,
+            None if page.items > 0 => page.items,
+            // Nothing on the page shows the page size: JupyterHub's default.
+            None => FALLBACK_PAGE_SIZE.min(claimed),
+        };
+        self.raise(
+            out,
+            Suspicion::NextBeforeLimit {
+                offset,
+                limit: pagination.limit,
+                total: pagination.total,
+                items: page.items,
+                next: pagination.next_offset,
+                step,
+            },
+        );
+        step
     }
 
     /// A page equal to the previous one at another offset: `offset` ignored.
@@ -647,13 +767,14 @@ impl PageWalk {
     }
 
     /// Whether the page believed last may have users above it: it holds
-    /// more than `total` accounts for, or is full while `next` is set. A
-    /// `next` is only evidence when the page holds no more than its limit:
-    /// otherwise it points (at offset + limit) inside this very page.
+    /// more than `total` accounts for, or `next` is set. A `next` is only
+    /// evidence when the page holds no more than its limit: otherwise it
+    /// points (at offset + limit) inside this very page. A short page with
+    /// `next` counts too (its users may be pending, filtered out of
+    /// `ready`): the walk never ends while the hub says more follows.
     fn more_above(&self, offset: u64, page: &PageSeen, pagination: Pagination) -> bool {
         let next_beyond = pagination.has_next && page.items <= pagination.limit;
-        page.items > pagination.total.saturating_sub(offset)
-            || (next_beyond && page.items >= self.stride)
+        page.items > pagination.total.saturating_sub(offset) || next_beyond
     }
 
     /// The hub pages by `items`, fewer than its limit: start over from the
@@ -785,6 +906,12 @@ mod tests {
         serves_later: Option<(usize, u64)>,
         /// `next` is set on every page.
         next_always: bool,
+        /// `next` is what an honest hub sends whatever the other lies:
+        /// set when more users follow the users it really paged over, at
+        /// the offset where they start.
+        honest_next: bool,
+        /// With `honest_next`: `next` carries no offset.
+        next_without_offset: bool,
         /// Every page starts at 0, whatever was asked.
         ignore_offset: bool,
         /// The offset sent back, whatever was asked.
@@ -867,12 +994,22 @@ mod tests {
             }
             .unwrap_or(real_total);
             let limit = lies.limit.unwrap_or(limit);
+            // As JupyterHub does, from its own figures (the lies included,
+            // unless `honest_next`).
+            let (step, counted) = if lies.honest_next {
+                (serves, real_total)
+            } else {
+                (limit, total)
+            };
+            let has_next = lies.next_always || request.offset.saturating_add(step) < counted;
             let pagination = Pagination {
                 offset: lies.echo_offset.unwrap_or(request.offset),
                 limit,
                 total,
-                // As JupyterHub does, from its own figures.
-                has_next: lies.next_always || request.offset.saturating_add(limit) < total,
+                has_next,
+                next_offset: has_next
+                    .then(|| request.offset.saturating_add(step))
+                    .filter(|_| !lies.next_without_offset),
             };
             let seen = PageSeen {
                 pagination: Some(pagination),
@@ -1256,6 +1393,140 @@ mod tests {
     }
 
     #[test]
+    fn a_limit_past_the_total_with_next_set_walks_by_where_next_starts() {
+        // The hub says its page reaches every user (limit 2^64-1, total 12)
+        // yet `next` starts at offset 5: it pages by 5.
+        for filter in FILTERS {
+            let mut hub = Hub::new(12, 5)
+                .pending(|i| filter == Filter::PostFiltered && i % 4 == 1)
+                .lying(Lies {
+                    limit: Some(u64::MAX),
+                    honest_next: true,
+                    ..Lies::default()
+                });
+            let users = hub.shown();
+            let run = drive(&mut hub, PageWalk::new(filter, None), true);
+            assert!(run.error.is_none(), "{run:#?}");
+            assert_eq!(
+                run.suspicions,
+                [Suspicion::NextBeforeLimit {
+                    offset: 0,
+                    limit: u64::MAX,
+                    total: 12,
+                    items: if filter == Filter::Exact { 5 } else { 4 },
+                    next: Some(5),
+                    step: 5,
+                }],
+                "{filter:?}"
+            );
+            assert_eq!(run.offsets(), [0, 10, 5, 0], "{filter:?}");
+            run.assert_each_once(&users);
+        }
+    }
+
+    #[test]
+    fn next_set_without_an_offset_past_the_limit_steps_by_the_users_seen() {
+        // Nothing says where the next page starts: the walk steps by the
+        // users the page held (fewer than the hub paged over when some are
+        // pending), reading some twice rather than skipping any.
+        let mut hub = Hub::new(12, 5).pending(|i| i == 1).lying(Lies {
+            limit: Some(1_000),
+            honest_next: true,
+            next_without_offset: true,
+            ..Lies::default()
+        });
+        let users = hub.shown();
+        let run = walk(&mut hub, Filter::PostFiltered, None);
+        assert!(run.error.is_none(), "{run:#?}");
+        assert!(matches!(
+            run.suspicions.as_slice(),
+            [Suspicion::NextBeforeLimit {
+                items: 4,
+                next: None,
+                step: 4,
+                ..
+            }]
+        ));
+        run.assert_none_skipped(&users);
+
+        // An empty probe shows nothing: JupyterHub's default page size.
+        let mut walk = PageWalk::new(Filter::PostFiltered, None);
+        let probe = walk.first();
+        let mut empty = by_hand(0, u64::MAX, 300, 0, true);
+        let step = walk.seen(probe, &empty).unwrap();
+        assert_eq!(
+            step.next,
+            Some(PageRequest {
+                offset: 250,
+                limit: Some(FALLBACK_PAGE_SIZE)
+            })
+        );
+        // A `next` after the limit, as an honest hub sends it, is no lie.
+        let mut walk = PageWalk::new(Filter::PostFiltered, None);
+        empty.pagination = Some(Pagination {
+            offset: 0,
+            limit: 20,
+            total: 300,
+            has_next: true,
+            next_offset: Some(20),
+        });
+        let step = walk.seen(probe, &empty).unwrap();
+        assert!(step.suspicions.is_empty(), "{step:?}");
+        assert_eq!(step.next.map(|n| n.offset), Some(280));
+    }
+
+    #[test]
+    fn next_on_a_short_top_page_looks_above() {
+        // `ready`, a total too small, and the page believed last short
+        // (pending users filtered out) while `next` says more follows.
+        let mut hub = Hub::new(30, 5).pending(|i| i == 6 || i == 7).lying(Lies {
+            total: Some(10),
+            honest_next: true,
+            ..Lies::default()
+        });
+        let users = hub.shown();
+        let run = drive(&mut hub, PageWalk::new(Filter::PostFiltered, None), true);
+        assert!(run.error.is_none(), "{run:#?}");
+        run.assert_each_once(&users);
+    }
+
+    #[test]
+    fn an_unreadable_page_is_skipped_on_the_way_down_and_ends_the_walk_before() {
+        let mut walk = PageWalk::new(Filter::Exact, Some(5));
+        let probe = walk.first();
+        let step = walk.seen(probe, &by_hand(0, 5, 20, 5, true)).unwrap();
+        let top = step.next.expect("the walk goes down from the top");
+        assert_eq!(top.offset, 15);
+        // The top page cannot be read: on to the one below it.
+        let below = walk.unreadable(top).expect("the walk goes on");
+        assert_eq!(
+            below,
+            PageRequest {
+                offset: 10,
+                limit: Some(5)
+            }
+        );
+        let step = walk.seen(below, &by_hand(10, 5, 20, 5, true)).unwrap();
+        assert!(step.act);
+        let next = step.next.expect("on down");
+        assert_eq!(next.offset, 5);
+        let last = walk.unreadable(next).expect("on down");
+        assert_eq!(last.offset, 0);
+        assert_eq!(walk.unreadable(last), None, "nothing below offset 0");
+        assert_eq!(walk.pages_requested(), 5);
+
+        // Before the way down there is nothing to plan from.
+        let mut walk = PageWalk::new(Filter::PostFiltered, None);
+        assert_eq!(walk.unreadable(walk.first()), None);
+        let mut walk = PageWalk::new(Filter::PostFiltered, Some(5));
+        let step = walk
+            .seen(walk.first(), &by_hand(0, 5, u64::MAX, 5, true))
+            .unwrap();
+        let search = step.next.expect("a search for the last page");
+        assert_eq!(walk.unreadable(search), None);
+    }
+
+    #[test]
     fn search_upwards_stops_at_the_cap() {
         let mut hub = Hub::new(300, 5).lying(Lies {
             total: Some(12),
@@ -1636,6 +1907,18 @@ mod tests {
             ),
             (Suspicion::ZeroLimit { offset: 9 }.to_string(), vec![9]),
             (
+                Suspicion::NextBeforeLimit {
+                    offset: 11,
+                    limit: 12_345,
+                    total: 13,
+                    items: 5,
+                    next: Some(16),
+                    step: 6,
+                }
+                .to_string(),
+                vec![11, 12_345, 13, 5, 16, 6],
+            ),
+            (
                 WalkError::OffsetNotEchoed {
                     requested: 25,
                     answered: 3,
@@ -1675,7 +1958,7 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        assert_eq!(lines.len(), 13);
+        assert_eq!(lines.len(), 14);
         for (line, figures) in lines {
             assert!(!line.contains('\n'), "{line}");
             for figure in figures {
@@ -1696,6 +1979,7 @@ mod tests {
                 limit,
                 total,
                 has_next,
+                next_offset: None,
             }),
             items,
             first: (items > 0).then(|| format!("first-{offset}")),

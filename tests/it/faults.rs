@@ -240,6 +240,115 @@ fn a_limit_larger_than_the_pages_skips_no_one_and_says_so() {
 }
 
 #[test]
+fn a_limit_past_the_total_with_next_set_skips_no_one_and_says_so() {
+    // The hub pages by 5 but claims a limit of 2^64-1 with a total of 12:
+    // taken at its word, the first page would be the only one.
+    let hub = start(
+        HubConfig::new()
+            .users(idle_users(12))
+            .page_limits(5, 5)
+            .claim_limit(usize::MAX),
+    );
+    let out = once(&hub).arg(TIMEOUT_1H).run();
+    out.assert_success();
+    assert_eq!(stopped(&hub).len(), 12, "{out}");
+    let warnings = warning_lines(&out);
+    assert_eq!(warnings.len(), 1, "{out}");
+    for figure in ["18446744073709551615", "12", "offset 5", "by 5"] {
+        assert!(warnings[0].contains(figure), "{figure}: {out}");
+    }
+}
+
+#[test]
+fn a_lone_surrogate_in_one_name_loses_only_that_user() {
+    // Python's json writes a name holding a lone surrogate as "\ud800":
+    // valid JSON, but no string. Only that user is lost, on a middle page.
+    let hub = start(
+        HubConfig::new()
+            .users(idle_users(11))
+            .raw_name("idle-7", r#""idle-7\ud800""#),
+    );
+    let out = once(&hub).args([TIMEOUT_1H, "--api-page-size=5"]).run();
+    assert_eq!(out.status.code(), Some(1), "{out}");
+    let expected: BTreeSet<_> = (0..11)
+        .filter(|&i| i != 7)
+        .map(|i| (format!("idle-{i}"), String::new()))
+        .collect();
+    assert_eq!(stopped(&hub), expected, "{out}");
+    let errors = error_lines(&out);
+    assert_eq!(errors.len(), 1, "{out}");
+    assert!(
+        errors[0].contains(r#""idle-7\ud800""#) && errors[0].contains("unreadable"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_page_that_never_reads_is_retried_then_skipped_and_the_other_pages_culled() {
+    // The page at offset 5 is a proxy's HTML page, every time.
+    let hub = start(
+        HubConfig::new().users(idle_users(15)).fault(
+            Fault::new(
+                "GET",
+                "/users",
+                FaultAction::respond(200, "text/html", "<html>502 Bad Gateway</html>"),
+            )
+            .with_query("offset=5&"),
+        ),
+    );
+    let out = once(&hub)
+        .args([TIMEOUT_1H, "--api-page-size=5", FAST_RETRIES, "--retries=2"])
+        .run();
+    assert_eq!(out.status.code(), Some(1), "{out}");
+    let expected: BTreeSet<_> = (0..15)
+        .filter(|i| !(5..10).contains(i))
+        .map(|i| (format!("idle-{i}"), String::new()))
+        .collect();
+    assert_eq!(stopped(&hub), expected, "{out}");
+    let sent_at_5 = hub
+        .requests()
+        .iter()
+        .filter(|r| r.kind == RequestKind::ListUsers && r.query.contains("offset=5&"))
+        .count();
+    assert_eq!(sent_at_5, 3, "one try and two retries:\n{out}");
+    assert_eq!(lines_with(&out, &["retry 1 of 2"]).len(), 1, "{out}");
+    let errors = error_lines(&out);
+    assert_eq!(errors.len(), 1, "{out}");
+    assert!(
+        errors[0].contains("skipping the page at offset 5")
+            && errors[0].contains("not what JupyterHub sends"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("not every user was seen"), "{out}");
+}
+
+#[test]
+fn a_200_that_is_not_json_once_is_retried_and_the_pass_succeeds() {
+    for path in ["/", "/users"] {
+        let hub = start(
+            HubConfig::new().users(idle_users(3)).fault(
+                Fault::new(
+                    "GET",
+                    path,
+                    FaultAction::respond(200, "text/html", "<html>upstream timed out</html>"),
+                )
+                .times(1),
+            ),
+        );
+        let out = once(&hub).args([TIMEOUT_1H, FAST_RETRIES]).run();
+        out.assert_success();
+        assert_eq!(stopped(&hub).len(), 3, "{path}: {out}");
+        let warnings = warning_lines(&out);
+        assert_eq!(warnings.len(), 1, "{path}: {out}");
+        assert!(
+            warnings[0].contains("not what JupyterHub sends")
+                && warnings[0].contains("retry 1 of 5"),
+            "{path}: {out}"
+        );
+    }
+}
+
+#[test]
 fn a_hub_ignoring_offset_is_an_error_not_an_endless_walk() {
     let hub = start(HubConfig::new().users(idle_users(12)).ignore_offset());
     let out = once(&hub).args([TIMEOUT_1H, "--api-page-size=5"]).run();

@@ -77,6 +77,7 @@ pub struct HubConfig {
     idle_close: Option<Duration>,
     users: Vec<FakeUser>,
     next_url_base: Option<String>,
+    raw_names: Vec<(String, String)>,
 }
 
 impl Default for HubConfig {
@@ -97,6 +98,7 @@ impl Default for HubConfig {
             idle_close: None,
             users: Vec::new(),
             next_url_base: None,
+            raw_names: Vec::new(),
         }
     }
 }
@@ -240,6 +242,15 @@ impl HubConfig {
     /// Adds users (ids follow the order of iteration).
     pub fn users(mut self, users: impl IntoIterator<Item = FakeUser>) -> Self {
         self.users.extend(users);
+        self
+    }
+
+    /// Writes the name of user `name` in user lists as this raw JSON text
+    /// instead (e.g. `"bad\ud800"`, a lone surrogate escape, as Python's
+    /// `json` writes a name holding one): text serde cannot produce from a
+    /// string. The hub itself still knows the user as `name`.
+    pub fn raw_name(mut self, name: &str, json: &str) -> Self {
+        self.raw_names.push((name.to_owned(), json.to_owned()));
         self
     }
 

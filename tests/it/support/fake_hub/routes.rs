@@ -333,7 +333,12 @@ fn list_users(s: &mut HubState, req: &Request) -> Response {
         returned,
         total,
     });
-    Response::json(200, &body)
+    let mut text = body.to_string();
+    for (name, raw) in &s.config.raw_names {
+        let written = format!("\"name\":{}", Value::String(name.clone()));
+        text = text.replace(&written, &format!("\"name\":{raw}"));
+    }
+    Response::new(200, "application/json", text)
 }
 
 fn set_param(pairs: &mut Vec<(String, String)>, key: &str, value: String) {
