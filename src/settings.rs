@@ -53,7 +53,9 @@ pub struct Settings {
     /// (`--output=json`, only with `--once`).
     pub json_output: bool,
     /// Where to serve `/metrics` and `/health`: `--metrics-bind`, else the
-    /// URL the hub gave this service (`JUPYTERHUB_SERVICE_URL`), else nowhere.
+    /// URL the hub gave this service (`JUPYTERHUB_SERVICE_URL`) when the
+    /// hub routes to it (the service has a `url`, so the hub also set
+    /// `JUPYTERHUB_SERVICE_PREFIX`), else nowhere.
     pub metrics: Option<BindAddress>,
     /// The path prefix the hub's proxy forwards to this service
     /// (`JUPYTERHUB_SERVICE_PREFIX`), served besides the bare paths.
@@ -404,7 +406,14 @@ impl Settings {
             }
         };
         let nonempty = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
-        let service_url = env("JUPYTERHUB_SERVICE_URL");
+        // JupyterHub gives every managed service a URL (a random loopback
+        // port when the service has no `url`), and a prefix only to one
+        // with a `url`, which its proxy routes to: only then is the URL
+        // where the operator asked to be served.
+        let service_prefix = nonempty(env("JUPYTERHUB_SERVICE_PREFIX"));
+        let service_url = service_prefix
+            .as_ref()
+            .and_then(|_| env("JUPYTERHUB_SERVICE_URL"));
         let metrics = match bind_address(raw.metrics_bind.as_deref(), service_url.as_deref()) {
             Ok(metrics) => metrics,
             // The hub's URL for us is the hub's business: metrics must never
@@ -419,7 +428,7 @@ impl Settings {
             dry_run: boolean("--dry-run", &raw.dry_run, false)?,
             json_output,
             metrics,
-            service_prefix: nonempty(env("JUPYTERHUB_SERVICE_PREFIX")),
+            service_prefix,
             health_failures,
             log_format,
             hub: HubConfig {
@@ -1017,6 +1026,7 @@ mod tests {
         );
         let mut env = HUB.to_vec();
         env.push(("JUPYTERHUB_SERVICE_URL", "https://culler:8443"));
+        env.push(("JUPYTERHUB_SERVICE_PREFIX", "/services/idle-culler/"));
         let unservable = settings(&[], &env).unwrap();
         assert!(unservable.metrics.is_none(), "metrics never stop culling");
         assert!(
@@ -1027,6 +1037,24 @@ mod tests {
             "{:?}",
             unservable.warnings
         );
+    }
+
+    #[test]
+    fn a_managed_service_without_a_url_serves_no_metrics() {
+        // The hub sets JUPYTERHUB_SERVICE_URL for every managed service (a
+        // random loopback port when it has no url), the prefix only with a
+        // url.
+        let mut env = HUB.to_vec();
+        env.push(("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:43817/"));
+        let managed = settings(&[], &env).unwrap();
+        assert!(managed.metrics.is_none(), "{:?}", managed.metrics);
+        assert!(managed.warnings.is_empty(), "{:?}", managed.warnings);
+        // --metrics-bind still serves, wherever the culler runs.
+        let asked = settings(&["--metrics-bind=127.0.0.1:0"], &env).unwrap();
+        assert!(asked.metrics.is_some());
+        // A blank prefix is no prefix.
+        env.push(("JUPYTERHUB_SERVICE_PREFIX", "  "));
+        assert!(settings(&[], &env).unwrap().metrics.is_none());
     }
 
     #[test]

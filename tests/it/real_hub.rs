@@ -431,6 +431,27 @@ fn managed_service_culls_while_the_hub_runs() {
         "the active server was culled\nhub log tail:\n{}",
         hub.log_tail(40)
     );
+    // The hub gives every managed service a URL (a random loopback port
+    // when it has no `url`) but a prefix only to one with a `url`: a
+    // culler without one serves nothing there, and says nothing of it.
+    let culler = hub
+        .managed_culler_process()
+        .unwrap_or_else(|| hub.fail("the hub's culler process is not running"));
+    let service_url = culler.env("JUPYTERHUB_SERVICE_URL");
+    assert!(
+        service_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("http://127.0.0.1:")),
+        "the hub gave its service no URL: {service_url:?}"
+    );
+    assert_eq!(culler.env("JUPYTERHUB_SERVICE_PREFIX"), None);
+    assert_eq!(
+        culler.listening_ports(),
+        Vec::<u16>::new(),
+        "the culler listens (its service URL: {service_url:?})"
+    );
+    let log = hub.managed_culler_log();
+    assert!(!log.contains("/metrics"), "{log}");
     eprintln!(
         "managed_service_culls_while_the_hub_runs took {:?} (culled {took:?} after spawn)",
         t0.elapsed()
@@ -1213,6 +1234,15 @@ fn metrics_are_scraped_through_the_hubs_proxy() {
         explain(&hub)
     );
     hub.await_managed_cull_of_idle_beside_busy(TIMEOUT + Duration::from_secs(60));
+    // It listens where its `url` says, and nowhere else.
+    let port: u16 = url
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .expect("the url's port");
+    let culler = hub
+        .managed_culler_process()
+        .unwrap_or_else(|| hub.fail("the hub's culler process is not running"));
+    assert_eq!(culler.listening_ports(), [port], "{}", explain(&hub));
 
     // The pass that stopped it ends after the hub's answer: scrape until
     // the counters show it.

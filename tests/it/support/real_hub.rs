@@ -31,6 +31,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use super::culler::{Culler, CullerOutput, CULLER_BIN};
+use super::process::Process;
 
 /// The scopes the culler documents as sufficient for culling servers.
 pub const CULLER_SCOPES: &[&str] = &[
@@ -451,6 +452,15 @@ impl RealHub {
             .find(|(service, _)| service == name)
             .map(|(_, token)| token.as_str())
             .unwrap_or_else(|| self.fail(format!("no extra service {name:?} in this hub")))
+    }
+
+    /// The culler the hub runs as a managed service (this test build's
+    /// binary, [`HubOptions::managed_culler_args`] without
+    /// `managed_culler_program`), once the hub has started it.
+    pub fn managed_culler_process(&self) -> Option<Process> {
+        Process::children_running(self.child.id(), Path::new(CULLER_BIN))
+            .into_iter()
+            .next()
     }
 
     /// The managed culler's `url` (`http://127.0.0.1:PORT`), when it has
