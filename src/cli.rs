@@ -87,6 +87,10 @@ pub struct RawArgs {
     #[structopt(long, value_name = "SECONDS", allow_hyphen_values = true)]
     pub retry_delay: Option<String>,
 
+    /// Seconds a stop (SIGINT, SIGTERM) lets the requests on the wire finish before exiting [default: 8]
+    #[structopt(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub stop_timeout: Option<String>,
+
     /// Run one pass, then exit: 0 when it succeeded, 1 when anything failed
     #[structopt(long)]
     pub once: bool,

@@ -53,6 +53,8 @@ pub struct FileConfig {
     pub retries: Option<u64>,
     /// `--retry-delay`.
     pub retry_delay: Option<f64>,
+    /// `--stop-timeout`.
+    pub stop_timeout: Option<f64>,
     /// `--dry-run`.
     pub dry_run: Option<bool>,
     /// `--once`.
@@ -157,6 +159,7 @@ impl FileConfig {
         );
         text(&mut raw.retries, &self.retries);
         text(&mut raw.retry_delay, &self.retry_delay);
+        text(&mut raw.stop_timeout, &self.stop_timeout);
         text(&mut raw.metrics_bind, &self.metrics_bind);
         text(&mut raw.health_failures, &self.health_failures);
         text(&mut raw.log_level, &self.log_level);
@@ -225,6 +228,10 @@ internal_certs_location = "internal-ssl"
 # retry waits (each further retry doubles it, up to 30 s, with jitter).
 retries = 5
 retry_delay = 1.0
+
+# On SIGINT or SIGTERM, seconds the requests on the wire may take to finish
+# before the culler exits: JupyterHub 5 sends SIGTERM 10 s after SIGINT.
+stop_timeout = 8.0
 
 # Decide and report, but send no stop and no delete.
 dry_run = false

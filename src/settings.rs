@@ -26,6 +26,17 @@ pub const MAX_CONCURRENCY: u64 = 1000;
 /// hub for many minutes instead of reporting it.
 pub const MAX_RETRIES: u32 = 20;
 
+/// How long a stop lets the requests on the wire finish (`--stop-timeout`):
+/// JupyterHub 5 (zero-to-jupyterhub 4, littlest-jupyterhub 2) sends a
+/// managed service SIGTERM 10 s after SIGINT, and a second signal stops the
+/// culler at once; 8 s leaves it time to log what was left and exit first.
+/// (JupyterHub 6 and Kubernetes allow 30 s.)
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// The longest `--stop-timeout` accepted: past this, whoever stops the
+/// culler has long given up waiting.
+pub const MAX_STOP_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// The config file upstream loads from the working directory by default.
 pub const UPSTREAM_CONFIG_FILE: &str = "idle_culler_config.py";
 
@@ -43,6 +54,8 @@ pub struct Settings {
     pub policy: CullPolicy,
     /// Time between the starts of two passes.
     pub cull_every: Duration,
+    /// How long a stop lets the requests on the wire finish.
+    pub stop_timeout: Duration,
     /// Users per page (`None`: the hub's default).
     pub api_page_size: Option<u64>,
     /// Run one pass and exit.
@@ -283,6 +296,19 @@ impl Settings {
         if let Some(text) = raw.retry_delay.as_deref() {
             retry.base_delay = seconds("--retry-delay", text)?.min(retry.max_delay);
         }
+        let stop_timeout = match raw.stop_timeout.as_deref() {
+            None => DEFAULT_STOP_TIMEOUT,
+            Some(text) => match seconds("--stop-timeout", text)? {
+                secs if secs > MAX_STOP_TIMEOUT => {
+                    return Err(SettingsError::OutOfRange {
+                        flag: "--stop-timeout",
+                        value: secs.as_secs(),
+                        allowed: "at most 3600 seconds",
+                    })
+                }
+                secs => secs,
+            },
+        };
 
         let user_timeout_secs = number("--cull-users-timeout", raw.cull_users_timeout.as_deref())?
             .unwrap_or(timeout_secs);
@@ -441,6 +467,7 @@ impl Settings {
             retry,
             policy,
             cull_every: Duration::from_secs(cull_every_secs),
+            stop_timeout,
             api_page_size,
             once,
             log_level,
@@ -586,6 +613,29 @@ mod tests {
         assert_eq!(s.hub.request_timeout, Duration::from_secs(60));
         assert!(s.hub.tls.is_none());
         assert!(!s.once);
+        assert_eq!(s.stop_timeout, Duration::from_secs(8));
+    }
+
+    #[test]
+    fn stop_timeout_takes_seconds_up_to_an_hour() {
+        let s = settings(&["--stop-timeout=0.5"], HUB).unwrap();
+        assert_eq!(s.stop_timeout, Duration::from_millis(500));
+        let s = settings(&["--stop-timeout=3600"], HUB).unwrap();
+        assert_eq!(s.stop_timeout, Duration::from_secs(3600));
+        assert!(matches!(
+            settings(&["--stop-timeout=3601"], HUB),
+            Err(SettingsError::OutOfRange {
+                flag: "--stop-timeout",
+                ..
+            })
+        ));
+        assert!(matches!(
+            settings(&["--stop-timeout=soon"], HUB),
+            Err(SettingsError::NotSeconds {
+                flag: "--stop-timeout",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -897,6 +947,7 @@ mod tests {
         assert_eq!(from_file.metrics, defaults.metrics);
         assert_eq!(from_file.health_failures, defaults.health_failures);
         assert_eq!(from_file.log_level, defaults.log_level);
+        assert_eq!(from_file.stop_timeout, defaults.stop_timeout);
         assert_eq!(
             (from_file.dry_run, from_file.log_format),
             (defaults.dry_run, defaults.log_format)

@@ -2,7 +2,7 @@
 //! never two at once, and logs each pass's summary. With `--once` it stops
 //! the program after the first pass, with the exit code saying how it went.
 //! It also ends the graceful stop: asked to stop, it lets the pass in
-//! progress finish what is on the wire (at most [`DRAIN_LIMIT`]), then
+//! progress finish what is on the wire (at most `--stop-timeout`), then
 //! stops the program.
 //!
 //! A pass that did not see every user (the hub's version could not be
@@ -27,12 +27,6 @@ use actix::prelude::*;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// How long a stop waits for the requests on the wire: well inside the
-/// 30 s that JupyterHub (SIGINT, then SIGTERM) and Kubernetes (SIGTERM, then
-/// SIGKILL) give a process, and longer than JupyterHub takes to answer a
-/// stop (its `slow_stop_timeout` is 10 s).
-pub const DRAIN_LIMIT: Duration = Duration::from_secs(12);
 
 /// The wait before the pass that follows a pass that did not see every
 /// user; it doubles with each such pass in a row, up to `--cull-every`.
@@ -72,6 +66,9 @@ pub struct Schedule {
     pub once: bool,
     /// `--dry-run`: the summary says "would be culled".
     pub dry_run: bool,
+    /// `--stop-timeout`: how long a stop lets the requests on the wire
+    /// finish.
+    pub stop_timeout: Duration,
 }
 
 /// Times the passes.
@@ -360,23 +357,38 @@ impl Handler<Stop> for Scheduler {
             System::current().stop_with_code(self.stop_code(signal));
             return;
         }
+        let limit = self.schedule.stop_timeout;
         info!(
             self.log,
             "Received {}: finishing the requests in flight (at most {} s), starting nothing new",
             signal.name(),
-            DRAIN_LIMIT.as_secs()
+            Seconds(limit)
         );
-        ctx.run_later(DRAIN_LIMIT, move |scheduler, _ctx| {
+        ctx.run_later(limit, move |scheduler, _ctx| {
             let left = scheduler.shutdown.in_flight();
             error!(
                 scheduler.log,
                 "Stopping with {} requests unanswered after {} s: {}",
                 left.len(),
-                DRAIN_LIMIT.as_secs(),
+                Seconds(limit),
                 left.join(", ")
             );
             System::current().stop_with_code(scheduler.stop_code(signal));
         });
+    }
+}
+
+/// A span in seconds as operators write it: `8`, or `0.5`.
+struct Seconds(Duration);
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.0.as_secs_f64();
+        if secs.fract() == 0.0 {
+            write!(f, "{secs:.0}")
+        } else {
+            write!(f, "{secs}")
+        }
     }
 }
 

@@ -100,6 +100,7 @@ pub fn start(settings: &Settings, log: &Log, metrics: &Arc<Metrics>) -> Pipeline
             every: settings.cull_every,
             once: settings.once,
             dry_run: settings.dry_run,
+            stop_timeout: settings.stop_timeout,
         };
         let (lister, pool, shutdown, metrics, budget, log) = (
             lister.clone(),

@@ -1,7 +1,7 @@
 //! The graceful stop: on SIGTERM or SIGINT nothing new starts, what is on
-//! the wire finishes (within a bound well inside the 30 s JupyterHub and
-//! Kubernetes allow), the log says what was done and what was left, and the
-//! exit code says whether the job was done.
+//! the wire finishes (within `--stop-timeout`, by default 8 s: inside the
+//! 10 s JupyterHub 5 waits before its SIGTERM), the log says what was done
+//! and what was left, and the exit code says whether the job was done.
 
 use crate::support::culler::{Culler, RunningCuller};
 use crate::support::fake_hub::{FakeHub, HubConfig, Outcome};
@@ -87,24 +87,61 @@ fn an_interrupted_once_exits_non_zero() {
 }
 
 #[test]
-fn a_request_stuck_past_the_drain_limit_is_named_and_left() {
+fn a_request_stuck_past_the_stop_timeout_is_named_and_left_before_jupyterhub_5_sends_sigterm() {
     let hub = start(
         HubConfig::new()
             .delete_latency(STUCK)
             .user(idle_user("stuck")),
     );
     let culler = culler_with_deletes_on_the_wire(&hub, false, 1, 1);
-    culler.signal("TERM");
+    // How JupyterHub 5 stops a managed service: SIGINT, and SIGTERM 10 s
+    // later (a second signal, which would end the culler at once).
+    let interrupted = std::time::Instant::now();
+    culler.signal("INT");
     let out = culler.wait(secs(30));
+    let took = interrupted.elapsed();
     out.assert_success();
     assert!(
-        out.elapsed < secs(25),
-        "the drain is bounded ({:?}):\n{out}",
-        out.elapsed
+        took < secs(10),
+        "still running {took:?} after SIGINT, past JupyterHub 5's SIGTERM:\n{out}"
     );
     assert!(
         out.stderr
-            .contains("Stopping with 1 requests unanswered after 12 s: DELETE /users/stuck/server"),
+            .contains("Stopping with 1 requests unanswered after 8 s: DELETE /users/stuck/server"),
+        "{out}"
+    );
+}
+
+#[test]
+fn stop_timeout_sets_how_long_the_requests_on_the_wire_may_take() {
+    let hub = start(
+        HubConfig::new()
+            .delete_latency(STUCK)
+            .user(idle_user("stuck")),
+    );
+    let culler = Culler::against(hub.url(), TOKEN)
+        .args([TIMEOUT_1H, "--cull-every=600", "--stop-timeout=1.5"])
+        .spawn();
+    let sent = hub.wait_until(secs(20), |s| {
+        s.requests()
+            .iter()
+            .any(|r| r.method == "DELETE" && r.outcome == Outcome::InProgress)
+    });
+    assert!(sent, "the DELETE never went out:\n{}", culler.kill());
+    let signalled = std::time::Instant::now();
+    culler.signal("TERM");
+    let out = culler.wait(secs(30));
+    let took = signalled.elapsed();
+    out.assert_success();
+    assert!(
+        took >= std::time::Duration::from_millis(1500) && took < secs(5),
+        "exited {took:?} after SIGTERM:\n{out}"
+    );
+    assert!(
+        out.stderr.contains("(at most 1.5 s)")
+            && out
+                .stderr
+                .contains("unanswered after 1.5 s: DELETE /users/stuck/server"),
         "{out}"
     );
 }

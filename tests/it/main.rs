@@ -16,6 +16,7 @@ mod pipeline;
 mod policy_rules;
 mod properties;
 mod real_hub;
+mod recovery;
 mod supervision;
 mod support;
 mod wheel;
