@@ -64,8 +64,9 @@ fn the_token_never_reaches_the_log_whatever_echoes_it() {
     assert!(out.stderr.contains("unreadable version"), "{out}");
 }
 
-/// The release binary, built by `scripts/test` (`cargo build --release`)
-/// and named by `CULLER_RELEASE_BIN`.
+/// The release binary the pip wheel carries, built by `scripts/test`
+/// (`scripts/wheel`: maturin with zig, for glibc 2.17) and named by
+/// `CULLER_RELEASE_BIN`.
 fn release_binary() -> String {
     std::env::var("CULLER_RELEASE_BIN").expect(
         "CULLER_RELEASE_BIN must name the release binary: scripts/test builds it and sets it",
