@@ -3,7 +3,7 @@
 //! mend and failures it cannot, each asserted on the log and on the exact
 //! requests the hub received.
 
-use crate::support::fake_hub::{Fault, HubConfig};
+use crate::support::fake_hub::{Fault, HubConfig, RequestKind};
 use crate::support::scenario::*;
 
 /// The DELETEs the hub received for one path.
@@ -158,6 +158,64 @@ fn a_user_the_hub_will_not_delete_yet_is_kept_for_the_next_pass_without_error() 
         out.stderr.contains("User stopping not deleted yet")
             && out.stderr.contains("1 users not deletable yet"),
         "{out}"
+    );
+}
+
+#[test]
+fn a_401_is_a_refusal_logged_once_and_not_retried() {
+    // Older hubs answer a token they do not accept with 401.
+    let hub = start(HubConfig::new().users(idle_users(2)).fault(Fault::error(
+        "GET",
+        "/users",
+        401,
+        "Unauthorized",
+    )));
+    let out = once(&hub).args([TIMEOUT_1H, FAST_RETRIES]).run();
+    assert_eq!(out.status.code(), Some(1), "{out}");
+    let errors = error_lines(&out);
+    assert_eq!(errors.len(), 1, "{out}");
+    assert!(
+        errors[0].contains("refused by the hub: Unauthorized"),
+        "{out}"
+    );
+    assert_eq!(hub.count(RequestKind::ListUsers), 1, "not retried:\n{out}");
+    assert!(hub.deletes().is_empty(), "{}", deletes_text(&hub));
+}
+
+#[test]
+fn a_user_deletion_refused_with_400_for_another_reason_is_an_error() {
+    // Only "still stopping" means "not yet"; this 400 would come back on
+    // every pass.
+    let hub = start(
+        HubConfig::new()
+            .user(gone_user("gone"))
+            .user(gone_user("self"))
+            .fault(Fault::error(
+                "DELETE",
+                "/users/self",
+                400,
+                "Cannot delete yourself!",
+            )),
+    );
+    let out = once(&hub)
+        .args([TIMEOUT_1H, FAST_RETRIES, "--cull-users"])
+        .run();
+    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert_eq!(deleted(&hub), names(["gone"]));
+    assert!(hub.has_user("self"));
+    let errors = error_lines(&out);
+    assert_eq!(errors.len(), 1, "{out}");
+    assert!(
+        errors[0].contains("Failed to delete user self")
+            && errors[0].contains("400: Cannot delete yourself!"),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("not deletable yet"), "{out}");
+    assert_eq!(
+        deletes_of(&hub, "/users/self"),
+        1,
+        "not retried: {}",
+        deletes_text(&hub)
     );
 }
 

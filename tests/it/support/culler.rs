@@ -21,15 +21,18 @@ pub const CULLER_BIN: &str = env!("CARGO_BIN_EXE_jupyterhub-idle-culler-rs");
 /// fail a hung culler quickly.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 
-/// Environment variables the culler reads; removed from the inherited
-/// environment so that the developer's shell cannot change a test.
-const CULLER_ENV: &[&str] = &[
+/// Every environment variable the culler reads (a test below checks the
+/// list against the source); removed from the inherited environment so
+/// that a developer's shell (a hub's token, a `CULLER_TEST_PANIC` left
+/// set) cannot change a test's result.
+pub const CULLER_ENV: &[&str] = &[
     "JUPYTERHUB_API_TOKEN",
     "JUPYTERHUB_API_URL",
     "JUPYTERHUB_REQUEST_TIMEOUT",
-    "JUPYTERHUB_SSL_KEYFILE",
-    "JUPYTERHUB_SSL_CERTFILE",
-    "JUPYTERHUB_SSL_CLIENT_CA",
+    "JUPYTERHUB_SERVICE_URL",
+    "JUPYTERHUB_SERVICE_PREFIX",
+    "SSL_CERT_FILE",
+    "CULLER_TEST_PANIC",
 ];
 
 /// How one culler process ended.
@@ -438,4 +441,61 @@ impl Drop for RunningCuller {
 fn recv_until(rx: &Receiver<String>, end: Instant) -> Result<String, RecvTimeoutError> {
     let left = end.saturating_duration_since(Instant::now());
     rx.recv_timeout(left)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// The names in `env("NAME")` and `env::var("NAME")` calls of a source.
+    fn variables_read(source: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        for opening in ["env(\"", "env::var(\"", "env::var_os(\""] {
+            for (at, _) in source.match_indices(opening) {
+                let rest = &source[at + opening.len()..];
+                if let Some(end) = rest.find('"') {
+                    names.push(rest[..end].to_owned());
+                }
+            }
+        }
+        names
+    }
+
+    fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("read src").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn the_harness_clears_every_variable_the_culler_reads() {
+        let mut files = Vec::new();
+        sources(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        let mut read: Vec<String> = files
+            .iter()
+            .flat_map(|file| variables_read(&std::fs::read_to_string(file).expect("read")))
+            .filter(|name| name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .collect();
+        read.sort();
+        read.dedup();
+        assert!(read.len() >= 5, "the scan found too little: {read:?}");
+        let missed: Vec<_> = read
+            .iter()
+            .filter(|name| !CULLER_ENV.contains(&name.as_str()))
+            .collect();
+        assert!(missed.is_empty(), "not cleared by the harness: {missed:?}");
+        assert_eq!(
+            variables_read(r#"x = env("A_B"); std::env::var("C")"#),
+            ["A_B", "C"]
+        );
+    }
 }
