@@ -19,4 +19,5 @@ mod real_hub;
 mod recovery;
 mod supervision;
 mod support;
+mod two_cullers;
 mod wheel;
