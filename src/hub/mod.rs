@@ -32,6 +32,11 @@ const PAGINATION_MEDIA_TYPE: &str = "application/jupyterhub-pagination+json";
 /// which send every user at once, come near this.
 const LIST_BODY_LIMIT: usize = 256 * 1024 * 1024;
 
+/// The most a body's buffer is sized for before it arrives, whatever its
+/// `Content-Length` says: far above a page of users (tens of KiB), far
+/// below what a lying header could make us reserve.
+const PRESIZED_BODY_LIMIT: usize = 8 * 1024 * 1024;
+
 /// The API token, kept out of `Debug` output so it never reaches a log.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiToken(String);
@@ -350,27 +355,26 @@ impl HubClient {
             };
             let location = header("Location");
             let retry_after = header("Retry-After").and_then(|v| retry_after_secs(&v));
-            let body = response
-                .body()
-                .limit(LIST_BODY_LIMIT)
+            let length = header("Content-Length").and_then(|v| v.trim().parse::<usize>().ok());
+            let body = read_body(&mut response, length)
                 .await
                 .map_err(|err| match err {
-                    awc::error::PayloadError::Overflow => HubError::BadBody {
+                    BodyError::TooLarge => HubError::BadBody {
                         request: method.label(url),
                         detail: format!("the answer is larger than {LIST_BODY_LIMIT} bytes"),
                         fault: BodyFault::TooLarge,
                     },
                     // The connection broke mid-answer: worth another try.
-                    other => HubError::Unreachable {
+                    BodyError::Broken(detail) => HubError::Unreachable {
                         request: method.label(url),
-                        detail: format!("the connection broke while reading the answer: {other}"),
+                        detail: format!("the connection broke while reading the answer: {detail}"),
                     },
                 })?;
             Ok(Answer {
                 status,
                 location,
                 retry_after,
-                body: body.to_vec(),
+                body,
             })
         };
         actix_rt::time::timeout(self.timeout, attempt)
@@ -401,6 +405,41 @@ impl HubClient {
             answer.retry_after,
         )
     }
+}
+
+/// Why an answer's body could not be read whole.
+enum BodyError {
+    /// Past [`LIST_BODY_LIMIT`].
+    TooLarge,
+    /// The connection broke (what the payload said).
+    Broken(String),
+}
+
+/// Reads an answer's whole body into one buffer sized from its
+/// `Content-Length` when it has one: a page of users arrives in many
+/// pieces, and growing a buffer piece by piece (then copying it out, as
+/// awc's `body()` does) cost a pass at 100,000 users a tenth of its CPU.
+async fn read_body<R, B>(response: &mut R, length: Option<usize>) -> Result<Vec<u8>, BodyError>
+where
+    R: futures_util::Stream<Item = Result<B, awc::error::PayloadError>> + Unpin,
+    B: AsRef<[u8]>,
+{
+    use futures_util::StreamExt;
+    if length.is_some_and(|length| length > LIST_BODY_LIMIT) {
+        return Err(BodyError::TooLarge);
+    }
+    // A length the hub claims is trusted only so far for the first
+    // allocation; the body grows past it if it must.
+    let mut body = Vec::with_capacity(length.unwrap_or(0).min(PRESIZED_BODY_LIMIT));
+    while let Some(chunk) = response.next().await {
+        let chunk = chunk.map_err(|err| BodyError::Broken(err.to_string()))?;
+        let chunk = chunk.as_ref();
+        if body.len() + chunk.len() > LIST_BODY_LIMIT {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(chunk);
+    }
+    Ok(body)
 }
 
 /// What a request that got no answer failed of: a timeout, a refused

@@ -7,6 +7,7 @@
 use super::time::Timestamp;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// One user as listed by `GET /users`.
@@ -94,9 +95,10 @@ impl User {
     ///
     /// Pre-0.9 hubs only describe the default server through `server` and
     /// `pending`; that is turned into a one-entry map, as upstream does.
-    pub fn visible_servers(&self) -> Option<BTreeMap<String, Server>> {
+    /// Current hubs' maps are lent, not copied.
+    pub fn visible_servers(&self) -> Option<Cow<'_, BTreeMap<String, Server>>> {
         if let Some(servers) = &self.servers {
-            return Some(servers.clone());
+            return Some(Cow::Borrowed(servers));
         }
         let url = self.server.as_ref()?;
         let legacy = Server {
@@ -108,7 +110,7 @@ impl User {
             url: Some(url.clone()),
             user_options: None,
         };
-        Some(BTreeMap::from([(String::new(), legacy)]))
+        Some(Cow::Owned(BTreeMap::from([(String::new(), legacy)])))
     }
 }
 
@@ -192,14 +194,15 @@ struct PageBody<T> {
 
 /// The items and pagination of a body, telling the two shapes apart by their
 /// first character so that errors name the real problem in either shape.
+/// The body is text already checked to be UTF-8 (once, as a whole: cheaper
+/// than serde_json checking each string of a byte slice on its own).
 fn items_of<'a, T: Deserialize<'a>>(
-    body: &'a [u8],
+    body: &'a str,
 ) -> Result<(Vec<T>, Option<Pagination>), serde_json::Error> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if first == Some(&b'[') {
-        return Ok((serde_json::from_slice(body)?, None));
+    if body.trim_start().starts_with('[') {
+        return Ok((serde_json::from_str(body)?, None));
     }
-    let page: PageBody<T> = serde_json::from_slice(body)?;
+    let page: PageBody<T> = serde_json::from_str(body)?;
     Ok((page.items, Some(page.pagination)))
 }
 
@@ -226,18 +229,23 @@ impl UserList {
     /// their strings, so a bad string inside one record never fails the
     /// page.
     pub fn from_json(body: &[u8]) -> Result<Self, serde_json::Error> {
-        if let Ok((users, pagination)) = items_of::<User>(body) {
-            return Ok(UserList {
-                users,
-                rejected: Vec::new(),
-                pagination,
-            });
+        match std::str::from_utf8(body) {
+            Ok(text) => match items_of::<User>(text) {
+                Ok((users, pagination)) => Ok(UserList {
+                    users,
+                    rejected: Vec::new(),
+                    pagination,
+                }),
+                Err(_) => Self::record_by_record(text, false),
+            },
+            Err(_) => Self::record_by_record(&String::from_utf8_lossy(body), true),
         }
-        let repaired = std::str::from_utf8(body)
-            .is_err()
-            .then(|| String::from_utf8_lossy(body).into_owned());
-        let lossy = repaired.is_some();
-        let body = repaired.as_deref().map_or(body, str::as_bytes);
+    }
+
+    /// The slow path of [`UserList::from_json`]: each record read on its
+    /// own. `lossy`: bytes that were not UTF-8 were replaced in `body`, so
+    /// a record holding a replacement character is not one to trust.
+    fn record_by_record(body: &str, lossy: bool) -> Result<Self, serde_json::Error> {
         let (items, pagination) = items_of::<&RawValue>(body)?;
         let mut list = UserList {
             users: Vec::with_capacity(items.len()),
@@ -411,7 +419,7 @@ mod tests {
         assert_eq!(servers[""].url.as_deref(), Some("/user/old/"));
         assert_eq!(servers[""].last_activity, user.last_activity);
         let unseen: User = serde_json::from_str(r#"{"name": "x", "admin": false}"#).unwrap();
-        assert_eq!(unseen.visible_servers(), None);
+        assert!(unseen.visible_servers().is_none());
     }
 
     #[test]
