@@ -22,7 +22,8 @@
 //!   the hub (one at a time each: the pool's size is `--concurrency`) and
 //!   retry what may pass on a second try; a **Supervisor** starts them all,
 //!   restarts any that fail, and runs the graceful stop. At most 8 pages are
-//!   being acted on at once (and one more read), so memory stays bounded.
+//!   being acted on or read ahead at once (and one more read), so memory
+//!   stays bounded.
 //! - [`metrics`]: the culler's Prometheus metrics and its health verdict,
 //!   updated by the pipeline.
 //! - [`serve`]: the small HTTP server that exposes them (`/metrics`,

@@ -1,7 +1,8 @@
 //! The Lister: one pass = read the hub's version, then walk the user lists
 //! page by page, handing each page to the Evaluator as it arrives, with at
-//! most [`PAGES_ACTED_ON`] pages being acted on at once (and one more being
-//! fetched); a listing ends when all its pages have been acted on.
+//! most [`PAGES_ACTED_ON`] pages being acted on or fetched ahead (and one
+//! more being fetched); a listing ends when all its pages have been acted
+//! on.
 //!
 //! Pages are walked from the **last offset down to the first**. Stopping a
 //! user's last server drops them out of `state=ready` (deleting a user drops
@@ -27,8 +28,9 @@ use crate::rules::ScopeNeed;
 use actix::prelude::*;
 use futures_util::future::{select, Either, LocalBoxFuture};
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
 use std::cell::Cell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::rc::Rc;
 
 /// The most pages in the Evaluator's hands at once. A page's stops are
@@ -40,6 +42,16 @@ use std::rc::Rc;
 /// are needed to keep the executors busy; and never more than this many,
 /// plus the one being fetched, whatever the size of the hub.
 pub const PAGES_ACTED_ON: usize = 8;
+
+/// The most pages fetched ahead of the walk on its way down. A hub whose
+/// pages take tens of ms (a real hub with 10,000+ users) would otherwise
+/// leave the executors idle between pages whenever a page's stops take less
+/// time than reading the next page: reading a few pages at once keeps them
+/// busy. Pages below the one being read can be read early, since a cull only
+/// moves the pages above it; they are fetched ahead only while the
+/// executors may run dry, so a hub whose stops are the slow part is read no
+/// sooner than before.
+pub const READ_AHEAD: usize = 4;
 
 /// Whether another page may be handed to the Evaluator, with `acting`
 /// pages in its hands and `backlog` commands waiting for one of `executors`
@@ -142,6 +154,50 @@ impl Handler<RunPass> for Lister {
             },
             Tally::failure,
         ))
+    }
+}
+
+/// One page being fetched in the background; dropping it stops the fetch
+/// (a page fetched ahead that the walk no longer wants).
+struct Fetch(actix_rt::task::JoinHandle<Result<UserList, CommandError>>);
+
+impl std::future::Future for Fetch {
+    type Output = Result<UserList, CommandError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|joined| joined.unwrap_or(Err(CommandError::NotSent(NotSent::Stopping))))
+    }
+}
+
+impl Drop for Fetch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The pages fetched ahead of the walk, in the order it will ask for them.
+#[derive(Default)]
+struct ReadAhead {
+    pages: VecDeque<(PageRequest, Fetch)>,
+}
+
+impl ReadAhead {
+    /// The fetch of `next`: the one started ahead when `next` is the page
+    /// expected, else a new one from `fetch` (and what was fetched ahead
+    /// is dropped: the walk went elsewhere).
+    fn take(&mut self, next: PageRequest, fetch: impl FnOnce() -> Fetch) -> Fetch {
+        match self.pages.pop_front() {
+            Some((page, fetching)) if page == next => fetching,
+            _ => {
+                self.pages.clear();
+                fetch()
+            }
+        }
     }
 }
 
@@ -268,6 +324,7 @@ impl Walk {
         let mut walk = PageWalk::new(filter, self.page_size);
         let mut request = walk.first();
         let mut fetching = self.fetch(state, request);
+        let mut ahead = ReadAhead::default();
         // The pages handed to the Evaluator and not yet acted on to the end.
         let mut acting: FuturesUnordered<LocalBoxFuture<'static, Tally>> = FuturesUnordered::new();
         loop {
@@ -297,7 +354,9 @@ impl Walk {
                             &self.log,
                         );
                         request = next;
-                        fetching = self.fetch(state, next);
+                        fetching = ahead.take(next, || self.fetch(state, next));
+                        self.read_ahead(&walk, state, &mut ahead, &mut acting, pass)
+                            .await;
                         continue;
                     }
                     let mut tally = self.failed("Cannot list users", err);
@@ -332,16 +391,18 @@ impl Walk {
             }
             if step.act {
                 // Room first, then the next read: so at most PAGES_ACTED_ON
-                // pages are being acted on and one more is being fetched
-                // (the read still goes ahead of this page's stops, which the
-                // executor pool lets it do).
+                // pages are being acted on or fetched ahead, and one more is
+                // being fetched (the read still goes ahead of this page's
+                // stops, which the executor pool lets it do).
                 self.await_room(&mut acting, pass).await;
                 acting.push(self.evaluate(list));
             }
             match step.next {
                 Some(next) => {
                     request = next;
-                    fetching = self.fetch(state, next);
+                    fetching = ahead.take(next, || self.fetch(state, next));
+                    self.read_ahead(&walk, state, &mut ahead, &mut acting, pass)
+                        .await;
                 }
                 None => break,
             }
@@ -376,22 +437,49 @@ impl Walk {
     }
 
     /// Starts fetching one page in the background.
-    fn fetch(
-        &self,
-        state: Option<UserState>,
-        page: PageRequest,
-    ) -> LocalBoxFuture<'static, Result<UserList, CommandError>> {
+    fn fetch(&self, state: Option<UserState>, page: PageRequest) -> Fetch {
         let pool = self.pool.clone();
         let query = UserQuery {
             state,
             offset: Some(page.offset),
             limit: page.limit,
         };
-        let task = actix_rt::spawn(async move { pool.call(ListUsers(query), None).await });
-        Box::pin(async move {
-            task.await
-                .unwrap_or(Err(CommandError::NotSent(NotSent::Stopping)))
-        })
+        Fetch(actix_rt::spawn(async move {
+            pool.call(ListUsers(query), None).await
+        }))
+    }
+
+    /// Fetches the pages the walk expects next, up to [`READ_AHEAD`], while
+    /// the executors may run out of queued work, and only as many as keep
+    /// the pages being acted on and those fetched ahead within
+    /// [`PAGES_ACTED_ON`]. Handing a page over moves it from the one being
+    /// read to those acted on, and the next page from those fetched ahead
+    /// to the one being read: the sum never grows past the bound, so the
+    /// pages in memory stay at most [`PAGES_ACTED_ON`] and one more.
+    async fn read_ahead(
+        &self,
+        walk: &PageWalk,
+        state: Option<UserState>,
+        ahead: &mut ReadAhead,
+        acting: &mut FuturesUnordered<LocalBoxFuture<'static, Tally>>,
+        pass: &mut PassTally,
+    ) {
+        // A page just handed over has its commands queued at the pool when
+        // the Evaluator next runs, which it does before this task runs
+        // again (one thread, woken first): only then does the backlog say
+        // whether the executors may run dry.
+        actix_rt::task::yield_now().await;
+        if self.pool.backlog() >= self.pool.size() {
+            return;
+        }
+        // Pages acted on to the end hold no memory any more.
+        while let Some(Some(done)) = acting.next().now_or_never() {
+            pass.add(done, &self.log);
+        }
+        let depth = READ_AHEAD.min(PAGES_ACTED_ON.saturating_sub(acting.len()));
+        for page in walk.ahead(depth).into_iter().skip(ahead.pages.len()) {
+            ahead.pages.push_back((page, self.fetch(state, page)));
+        }
     }
 
     /// Hands a page to the Evaluator now (the page's commands start at

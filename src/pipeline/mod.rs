@@ -2,9 +2,10 @@
 //! started and restarted by the Supervisor.
 //!
 //! Data flows one way. The Lister keeps at most
-//! [`lister::PAGES_ACTED_ON`] pages in the Evaluator's hands (only as many
-//! as keep the executors busy) and reads one more meanwhile, and each page's answer waits until its commands are
-//! answered, so memory stays bounded however large the hub is. Every
+//! [`lister::PAGES_ACTED_ON`] pages in the Evaluator's hands or fetched
+//! ahead (only as many as keep the executors busy) and reads one more
+//! meanwhile, and each page's answer waits until its commands are answered,
+//! so memory stays bounded however large the hub is. Every
 //! request to the hub is sent by an executor of the pool, whose size is
 //! `--concurrency`: that is the one place the bound is enforced; its gate
 //! ([`gate`]) lets page reads go ahead of queued stops, so the executors do

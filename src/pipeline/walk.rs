@@ -495,6 +495,28 @@ impl PageWalk {
         next
     }
 
+    /// Up to `depth` pages the walk will ask for after the one it asked for
+    /// last, if each page is as expected: on the way down, the pages below
+    /// it, which no cull can move (a cull only moves pages above it). The
+    /// Lister may fetch them ahead; a page that shows something unexpected
+    /// (more users above the top page, a page size that lied) sends the
+    /// walk elsewhere, and what was fetched ahead is dropped. Nothing is
+    /// predicted before the way down (the probe, a search).
+    pub fn ahead(&self, depth: usize) -> Vec<PageRequest> {
+        let (Phase::Down { .. }, Some(pending)) = (self.phase, self.pending) else {
+            return Vec::new();
+        };
+        (1..=depth as u64)
+            .map_while(|n| {
+                let below = self.stride.checked_mul(n)?;
+                pending
+                    .offset
+                    .checked_sub(below)
+                    .map(|offset| self.request(offset))
+            })
+            .collect()
+    }
+
     /// How many requests the walk has asked for, the probe included.
     pub fn pages_requested(&self) -> u64 {
         self.requested
@@ -1488,6 +1510,61 @@ mod tests {
         let run = drive(&mut hub, PageWalk::new(Filter::PostFiltered, None), true);
         assert!(run.error.is_none(), "{run:#?}");
         run.assert_each_once(&users);
+    }
+
+    #[test]
+    fn the_pages_ahead_are_the_ones_the_walk_then_asks_for() {
+        // Driven step by step: at every step, what `ahead` predicted is
+        // what the walk asks for next, as long as the hub is honest.
+        for filter in FILTERS {
+            let mut hub = Hub::new(47, 5).pending(|i| filter == Filter::PostFiltered && i % 3 == 0);
+            let mut walk = PageWalk::new(filter, None);
+            let mut request = walk.first();
+            assert!(
+                walk.ahead(3).is_empty(),
+                "nothing predicted before the probe"
+            );
+            let mut predicted: Vec<PageRequest> = Vec::new();
+            let mut asked = vec![request];
+            loop {
+                let (seen, _) = hub.answer(request);
+                let step = walk.seen(request, &seen).unwrap();
+                let Some(next) = step.next else { break };
+                if let Some(expected) = predicted.first() {
+                    assert_eq!(*expected, next, "{filter:?} after {asked:?}");
+                    predicted.remove(0);
+                }
+                asked.push(next);
+                predicted = walk.ahead(3);
+                request = next;
+            }
+            assert_eq!(
+                asked.iter().map(|r| r.offset).collect::<Vec<_>>(),
+                [0, 45, 40, 35, 30, 25, 20, 15, 10, 5, 0]
+            );
+        }
+        // Near the bottom the prediction stops at offset 0.
+        let mut walk = PageWalk::new(Filter::Exact, Some(5));
+        let probe = walk.first();
+        let top = walk
+            .seen(probe, &by_hand(0, 5, 12, 5, true))
+            .unwrap()
+            .next
+            .unwrap();
+        assert_eq!(top.offset, 10);
+        assert_eq!(
+            walk.ahead(4),
+            [
+                PageRequest {
+                    offset: 5,
+                    limit: Some(5)
+                },
+                PageRequest {
+                    offset: 0,
+                    limit: Some(5)
+                }
+            ]
+        );
     }
 
     #[test]

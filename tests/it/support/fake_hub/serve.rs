@@ -249,7 +249,7 @@ impl Ticket<'_> {
         self.hub.update(|s| {
             s.set_outcome(self.index, outcome);
             if leave && self.counted {
-                s.leave();
+                s.leave(self.index);
             }
         });
     }
@@ -258,7 +258,7 @@ impl Ticket<'_> {
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
         if !self.finished && self.counted {
-            self.hub.update(HubState::leave);
+            self.hub.update(|s| s.leave(self.index));
         }
     }
 }
@@ -278,6 +278,7 @@ impl Service for Hub {
                     kind: parsed.kind(),
                     fault: None,
                     outcome: Outcome::InProgress,
+                    lists_in_flight: 0,
                 },
                 counted,
             )

@@ -142,6 +142,9 @@ pub struct RequestRecord {
     pub fault: Option<Delivery>,
     /// What happened on the wire.
     pub outcome: Outcome,
+    /// For a `GET /users`: how many were in flight once it arrived, itself
+    /// included (pages read together); 0 for other requests.
+    pub lists_in_flight: usize,
 }
 
 /// Everything the fake hub knows: users and instrumentation. Tests read it
@@ -172,6 +175,10 @@ pub struct HubState {
     pub in_flight: usize,
     /// The most requests ever in flight at once.
     pub max_in_flight: usize,
+    /// `GET /users` requests being handled now (counted as `in_flight`).
+    pub lists_in_flight: usize,
+    /// The most `GET /users` ever in flight at once: pages read together.
+    pub max_lists_in_flight: usize,
     /// Requests received, by kind.
     pub counts: HashMap<RequestKind, usize>,
 }
@@ -196,6 +203,8 @@ impl HubState {
             requests: Vec::new(),
             in_flight: 0,
             max_in_flight: 0,
+            lists_in_flight: 0,
+            max_lists_in_flight: 0,
             counts: HashMap::new(),
         };
         for user in users {
@@ -300,6 +309,14 @@ impl HubState {
         if counted {
             self.in_flight += 1;
             self.max_in_flight = self.max_in_flight.max(self.in_flight);
+            if record.kind == RequestKind::ListUsers {
+                self.lists_in_flight += 1;
+                self.max_lists_in_flight = self.max_lists_in_flight.max(self.lists_in_flight);
+            }
+        }
+        let mut record = record;
+        if record.kind == RequestKind::ListUsers {
+            record.lists_in_flight = self.lists_in_flight;
         }
         self.requests.push(record);
         self.requests.len() - 1
@@ -315,8 +332,11 @@ impl HubState {
         self.requests[index].outcome = outcome;
     }
 
-    /// The request no longer occupies the hub.
-    pub(super) fn leave(&mut self) {
+    /// Request number `index` no longer occupies the hub.
+    pub(super) fn leave(&mut self, index: usize) {
         self.in_flight -= 1;
+        if self.requests[index].kind == RequestKind::ListUsers {
+            self.lists_in_flight -= 1;
+        }
     }
 }
