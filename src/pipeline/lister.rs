@@ -48,10 +48,16 @@ pub const PAGES_ACTED_ON: usize = 8;
 /// leave the executors idle between pages whenever a page's stops take less
 /// time than reading the next page: reading a few pages at once keeps them
 /// busy. Pages below the one being read can be read early, since a cull only
-/// moves the pages above it; they are fetched ahead only while the
-/// executors may run dry, so a hub whose stops are the slow part is read no
-/// sooner than before.
+/// moves the pages above it; they are fetched ahead only while a page is
+/// still on its way and the executors may run dry meanwhile, so pages that
+/// come quickly, or a hub whose stops are the slow part, are read no sooner
+/// than before.
 pub const READ_AHEAD: usize = 4;
+
+/// The most users in the pages fetched ahead: a page's work (and memory)
+/// grows with its users, so at the hub's default page size (50) that is
+/// [`READ_AHEAD`] pages, and a single page of 200.
+pub const READ_AHEAD_USERS: u64 = 200;
 
 /// Whether another page may be handed to the Evaluator, with `acting`
 /// pages in its hands and `backlog` commands waiting for one of `executors`
@@ -328,7 +334,10 @@ impl Walk {
         // The pages handed to the Evaluator and not yet acted on to the end.
         let mut acting: FuturesUnordered<LocalBoxFuture<'static, Tally>> = FuturesUnordered::new();
         loop {
-            let list = match fetching.await {
+            let answer = self
+                .await_page(&mut fetching, &walk, state, &mut ahead, &mut acting, pass)
+                .await;
+            let list = match answer {
                 Ok(list) => list,
                 Err(err) => {
                     // A page that kept failing (its body would not read, the
@@ -355,8 +364,6 @@ impl Walk {
                         );
                         request = next;
                         fetching = ahead.take(next, || self.fetch(state, next));
-                        self.read_ahead(&walk, state, &mut ahead, &mut acting, pass)
-                            .await;
                         continue;
                     }
                     let mut tally = self.failed("Cannot list users", err);
@@ -401,8 +408,6 @@ impl Walk {
                 Some(next) => {
                     request = next;
                     fetching = ahead.take(next, || self.fetch(state, next));
-                    self.read_ahead(&walk, state, &mut ahead, &mut acting, pass)
-                        .await;
                 }
                 None => break,
             }
@@ -436,6 +441,28 @@ impl Walk {
         }
     }
 
+    /// Waits for the page being fetched. Whenever a request is answered
+    /// meanwhile and fewer commands wait than there are executors (they may
+    /// run dry waiting for this page), the pages after it are fetched ahead:
+    /// pages that come quickly are never read ahead, slow ones are.
+    async fn await_page(
+        &self,
+        fetching: &mut Fetch,
+        walk: &PageWalk,
+        state: Option<UserState>,
+        ahead: &mut ReadAhead,
+        acting: &mut FuturesUnordered<LocalBoxFuture<'static, Tally>>,
+        pass: &mut PassTally,
+    ) -> Result<UserList, CommandError> {
+        loop {
+            let released = std::pin::pin!(self.pool.released());
+            match select(&mut *fetching, released).await {
+                Either::Left((answer, _)) => return answer,
+                Either::Right(_) => self.read_ahead(walk, state, ahead, acting, pass).await,
+            }
+        }
+    }
+
     /// Starts fetching one page in the background.
     fn fetch(&self, state: Option<UserState>, page: PageRequest) -> Fetch {
         let pool = self.pool.clone();
@@ -449,8 +476,9 @@ impl Walk {
         }))
     }
 
-    /// Fetches the pages the walk expects next, up to [`READ_AHEAD`], while
-    /// the executors may run out of queued work, and only as many as keep
+    /// Fetches the pages the walk expects after the one being fetched, up
+    /// to [`READ_AHEAD`], while the executors may run out of queued work,
+    /// and only as many as keep
     /// the pages being acted on and those fetched ahead within
     /// [`PAGES_ACTED_ON`]. Handing a page over moves it from the one being
     /// read to those acted on, and the next page from those fetched ahead
@@ -476,7 +504,12 @@ impl Walk {
         while let Some(Some(done)) = acting.next().now_or_never() {
             pass.add(done, &self.log);
         }
-        let depth = READ_AHEAD.min(PAGES_ACTED_ON.saturating_sub(acting.len()));
+        let by_users = usize::try_from(READ_AHEAD_USERS / walk.page_size().max(1))
+            .unwrap_or(usize::MAX)
+            .max(1);
+        let depth = READ_AHEAD
+            .min(by_users)
+            .min(PAGES_ACTED_ON.saturating_sub(acting.len()));
         for page in walk.ahead(depth).into_iter().skip(ahead.pages.len()) {
             ahead.pages.push_back((page, self.fetch(state, page)));
         }

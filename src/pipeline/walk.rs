@@ -517,6 +517,11 @@ impl PageWalk {
             .collect()
     }
 
+    /// The page size the walk steps by (0 before the probe is seen).
+    pub fn page_size(&self) -> u64 {
+        self.stride
+    }
+
     /// How many requests the walk has asked for, the probe included.
     pub fn pages_requested(&self) -> u64 {
         self.requested
