@@ -33,6 +33,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod decision;
 pub mod exit;
 pub mod hub;
 pub mod logging;

@@ -23,8 +23,6 @@
 //! - **`--debug` works in release builds** (see the slog features in
 //!   Cargo.toml: slog otherwise compiles debug lines out of them).
 
-use crate::policy::Elapsed;
-pub use crate::report::Action;
 use chrono::{SecondsFormat, Utc};
 use serde::ser::{SerializeMap, Serializer as _};
 use slog::{o, Drain};
@@ -105,35 +103,36 @@ impl fmt::Display for LogFormat {
 
 /// The structured side of a line, for the JSON format: which user and
 /// server a decision was about, what was done and why, and the spans it was
-/// judged on. A closed set of typed keys (not a free-form map) so every
-/// line that carries, say, `idle` carries it in seconds under that name.
+/// judged on. A closed set of keys (not a free-form map) so every line that
+/// carries, say, `idle` carries it in seconds under that name; the values
+/// are plain text and numbers, so the log knows nothing of the decisions
+/// it writes ([`crate::decision::Decision::fields`] fills them).
 ///
 /// Every field is optional and an absent one is omitted from the line. The
 /// text format ignores fields (its messages already say all of it). Built
-/// with chained setters; borrows its strings, so building one for a line
-/// that the level drops costs no allocation; [`Fields::into_owned`] keeps
-/// one beyond the borrowed strings (to log later, from another actor).
+/// with chained setters, and only for a line that is written in the JSON
+/// format (the `*_fields!` macros build them lazily); [`Fields::into_owned`]
+/// keeps one beyond the strings it borrows.
 ///
 /// ```
-/// # use jupyterhub_idle_culler_rs::logging::{Action, Fields};
-/// # use jupyterhub_idle_culler_rs::policy::Elapsed;
+/// # use jupyterhub_idle_culler_rs::logging::Fields;
 /// let fields = Fields::new()
 ///     .user("ada")
 ///     .server("")
-///     .action(Action::Stop)
+///     .action("stop")
 ///     .reason("idle")
-///     .idle(Some(Elapsed(3723)))
-///     .age(Some(Elapsed(18000)));
+///     .idle(Some(3723))
+///     .age(Some(18000));
 /// # let _ = fields;
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Fields<'a> {
     user: Option<Cow<'a, str>>,
     server: Option<Cow<'a, str>>,
-    action: Option<Action>,
+    action: Option<&'static str>,
     reason: Option<Cow<'a, str>>,
-    idle: Option<Elapsed>,
-    age: Option<Elapsed>,
+    idle: Option<u64>,
+    age: Option<u64>,
     rule: Option<Cow<'a, str>>,
 }
 
@@ -156,8 +155,9 @@ impl<'a> Fields<'a> {
         self
     }
 
-    /// `"action"`: what the line reports was done or decided.
-    pub fn action(mut self, action: Action) -> Self {
+    /// `"action"`: what the line reports was done or decided (`stop`,
+    /// `remove`, `delete`, `keep`, `skip`).
+    pub fn action(mut self, action: &'static str) -> Self {
         self.action = Some(action);
         self
     }
@@ -171,14 +171,14 @@ impl<'a> Fields<'a> {
 
     /// `"idle"`: seconds since the last activity; `None` (unknown) leaves
     /// the field out.
-    pub fn idle(mut self, idle: Option<Elapsed>) -> Self {
+    pub fn idle(mut self, idle: Option<u64>) -> Self {
         self.idle = idle;
         self
     }
 
     /// `"age"`: seconds since the server started or the user was created;
     /// `None` (unknown) leaves the field out.
-    pub fn age(mut self, age: Option<Elapsed>) -> Self {
+    pub fn age(mut self, age: Option<u64>) -> Self {
         self.age = age;
         self
     }
@@ -282,13 +282,18 @@ impl Log {
 
     /// Writes one line; use the `debug!`, `info!`, `warning!` and `error!` macros.
     pub fn write(&self, level: LogLevel, message: fmt::Arguments<'_>) {
-        self.write_fields(level, &Fields::new(), message);
+        self.write_fields(level, Fields::new, message);
     }
 
     /// Writes one line with structured fields (printed by the JSON format
-    /// only); use the `debug_fields!`, `info_fields!`, `warning_fields!` and
-    /// `error_fields!` macros.
-    pub fn write_fields(&self, level: LogLevel, fields: &Fields<'_>, message: fmt::Arguments<'_>) {
+    /// only, and built only then); use the `debug_fields!`, `info_fields!`,
+    /// `warning_fields!` and `error_fields!` macros.
+    pub fn write_fields<'f>(
+        &self,
+        level: LogLevel,
+        fields: impl FnOnce() -> Fields<'f>,
+        message: fmt::Arguments<'_>,
+    ) {
         if level < self.level {
             // Skipped before formatting: a hub's worth of "not culling"
             // lines costs nothing at the default level.
@@ -298,10 +303,11 @@ impl Log {
         let text = scrub(&self.secrets, &message);
         // Text lines never carry fields: slog-term would print them after
         // the message, and the text format must stay as it always was.
-        let kv = FieldsKv(match self.format {
+        let fields = match self.format {
             LogFormat::Text => None,
-            LogFormat::Json => Some(fields),
-        });
+            LogFormat::Json => Some(fields()),
+        };
+        let kv = FieldsKv(fields.as_ref());
         match level {
             LogLevel::Debug => slog::debug!(self.logger, "{}", text; kv),
             LogLevel::Info => slog::info!(self.logger, "{}", text; kv),
@@ -313,6 +319,12 @@ impl Log {
     /// How many lines could not be written so far.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The counter of lines that could not be written, shared: the
+    /// metrics read it at each scrape without knowing the log.
+    pub fn dropped_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.dropped)
     }
 
     /// Routes panic reports through this log (scrubbed, in its format, and
@@ -392,15 +404,15 @@ impl slog::KV for FieldsKv<'_, '_> {
             out.emit_str("server", server)?;
         }
         if let Some(action) = fields.action {
-            out.emit_str("action", action.as_str())?;
+            out.emit_str("action", action)?;
         }
         if let Some(reason) = &fields.reason {
             out.emit_str("reason", reason)?;
         }
-        if let Some(Elapsed(idle)) = fields.idle {
+        if let Some(idle) = fields.idle {
             out.emit_u64("idle", idle)?;
         }
-        if let Some(Elapsed(age)) = fields.age {
+        if let Some(age) = fields.age {
             out.emit_u64("age", age)?;
         }
         if let Some(rule) = &fields.rule {
@@ -548,28 +560,28 @@ macro_rules! error {
 /// Logs at debug level with [`Fields`]: `debug_fields!(log, fields, "format", args...)`.
 macro_rules! debug_fields {
     ($log:expr, $fields:expr, $($arg:tt)+) => {
-        $log.write_fields($crate::logging::LogLevel::Debug, &$fields, format_args!($($arg)+))
+        $log.write_fields($crate::logging::LogLevel::Debug, || $fields, format_args!($($arg)+))
     };
 }
 
 /// Logs at info level with [`Fields`]: `info_fields!(log, fields, "format", args...)`.
 macro_rules! info_fields {
     ($log:expr, $fields:expr, $($arg:tt)+) => {
-        $log.write_fields($crate::logging::LogLevel::Info, &$fields, format_args!($($arg)+))
+        $log.write_fields($crate::logging::LogLevel::Info, || $fields, format_args!($($arg)+))
     };
 }
 
 /// Logs at warning level with [`Fields`]: `warning_fields!(log, fields, "format", args...)`.
 macro_rules! warning_fields {
     ($log:expr, $fields:expr, $($arg:tt)+) => {
-        $log.write_fields($crate::logging::LogLevel::Warn, &$fields, format_args!($($arg)+))
+        $log.write_fields($crate::logging::LogLevel::Warn, || $fields, format_args!($($arg)+))
     };
 }
 
 /// Logs at error level with [`Fields`]: `error_fields!(log, fields, "format", args...)`.
 macro_rules! error_fields {
     ($log:expr, $fields:expr, $($arg:tt)+) => {
-        $log.write_fields($crate::logging::LogLevel::Error, &$fields, format_args!($($arg)+))
+        $log.write_fields($crate::logging::LogLevel::Error, || $fields, format_args!($($arg)+))
     };
 }
 

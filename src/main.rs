@@ -40,7 +40,7 @@ fn main() -> ExitCode {
         log.write(LogLevel::Warn, format_args!("{warning}"));
     }
     let metrics = Metrics::new();
-    metrics.track_log(&log);
+    metrics.count_dropped_lines(log.dropped_counter());
     // Bound before anything starts: a port in use is a usage error now,
     // not a surprise later.
     let endpoint = match &settings.metrics {

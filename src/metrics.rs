@@ -26,9 +26,10 @@
 //!   (the culler's start): "how long has this culler gone without a
 //!   successful pass", which is what an alert wants.
 
-use crate::logging::Log;
+use crate::hub::{Endpoint, Observer};
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -46,46 +47,9 @@ pub const PASS_DURATION_BUCKETS: [f64; 15] = [
 /// The `Content-Type` of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The JupyterHub API endpoints the culler calls, as the path templates
-/// that label `jupyterhub_idle_culler_requests_total`: a label holding the
-/// real path would make one series per user.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Endpoint {
-    /// `GET /`: the hub's version.
-    Root,
-    /// `GET /users`: a page of users.
-    Users,
-    /// `GET /user`: the token's owner and scopes (checked once for rules).
-    TokenOwner,
-    /// `DELETE /users/{name}/server`: stop a user's default server.
-    UserServer,
-    /// `DELETE /users/{name}/servers/{server}`: stop (or remove) a named server.
-    NamedServer,
-    /// `DELETE /users/{name}`: delete a user.
-    User,
-}
-
-impl Endpoint {
-    /// Every endpoint, in the order they are listed here.
-    pub const ALL: [Endpoint; 6] = [
-        Endpoint::Root,
-        Endpoint::Users,
-        Endpoint::TokenOwner,
-        Endpoint::UserServer,
-        Endpoint::NamedServer,
-        Endpoint::User,
-    ];
-
-    /// The path template, relative to the API's base URL: the label value.
-    pub fn template(self) -> &'static str {
-        match self {
-            Endpoint::Root => "/",
-            Endpoint::Users => "/users",
-            Endpoint::TokenOwner => "/user",
-            Endpoint::UserServer => "/users/{name}/server",
-            Endpoint::NamedServer => "/users/{name}/servers/{server}",
-            Endpoint::User => "/users/{name}",
-        }
+impl Observer for Metrics {
+    fn answered(&self, method: &'static str, endpoint: Endpoint, status: Option<u16>) {
+        self.request(method, endpoint, status);
     }
 }
 
@@ -238,8 +202,8 @@ fn rfc3339(at: SystemTime) -> String {
 /// The culler's metrics registry; see the module documentation.
 pub struct Metrics {
     state: Mutex<State>,
-    /// The log whose dropped-line counter is exported, read at render time.
-    log: Mutex<Option<Log>>,
+    /// The log's count of lines it could not write, read at render time.
+    dropped_lines: Mutex<Option<Arc<AtomicU64>>>,
 }
 
 /// One series of `requests_total`: (endpoint, method, status), the label
@@ -291,7 +255,7 @@ impl Metrics {
                 started: Some(started),
                 ..State::default()
             }),
-            log: Mutex::new(None),
+            dropped_lines: Mutex::new(None),
         })
     }
 
@@ -358,19 +322,22 @@ impl Metrics {
         }
     }
 
-    /// Exports `log`'s count of lines it could not write
-    /// ([`Log::dropped`]), read afresh at each render: a culler whose log
-    /// pipe broke keeps culling silently, and this is where it shows.
-    pub fn track_log(&self, log: &Log) {
-        *self.log.lock().unwrap_or_else(PoisonError::into_inner) = Some(log.clone());
+    /// Exports a count of log lines that could not be written (the log's
+    /// own counter), read afresh at each render: a culler whose log pipe
+    /// broke keeps culling silently, and this is where it shows.
+    pub fn count_dropped_lines(&self, counter: Arc<AtomicU64>) {
+        *self
+            .dropped_lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(counter);
     }
 
     fn log_lines_dropped(&self) -> u64 {
-        self.log
+        self.dropped_lines
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
-            .map_or(0, Log::dropped)
+            .map_or(0, |counter| counter.load(Ordering::Relaxed))
     }
 
     /// Whether the culler is healthy: unhealthy once `max_failures` passes

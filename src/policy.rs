@@ -1,6 +1,6 @@
 //! The culling rules: pure functions from (settings, now, hub model) to a
-//! verdict, with no actors and no HTTP, so every rule is tested on its own
-//! and later policy features (rules by group or profile, dry-run
+//! [`Decision`], with no actors and no HTTP, so every rule is tested on its
+//! own and later policy features (rules by group or profile, dry-run
 //! explanations) change data here, not the pipeline.
 //!
 //! The rules are upstream 2.0.0's, minus its known defects: a server with no
@@ -9,10 +9,10 @@
 //! them come the operator's policy rules ([`crate::rules`]): the first that
 //! matches a server (or a user) sets its timeout or max age, or exempts it.
 
+use crate::decision::{Action, DecidedBy, Decision, Elapsed, Reason};
 use crate::hub::{Readiness, Server, Timestamp, User};
 use crate::rules::Rule;
 use chrono::{DateTime, Utc};
-use std::fmt;
 
 /// The rules an operator chose with the command line and the config file.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,20 +61,22 @@ impl Default for CullPolicy {
 }
 
 impl CullPolicy {
-    /// What decided, for logs and decision records: a rule's label, or
-    /// "flags" when no rule matched.
-    pub fn decided_by(&self, rule: Option<usize>) -> String {
-        match rule {
-            Some(index) => self.rules[index].label(index),
-            None => "flags".to_owned(),
-        }
+    /// The first rule that matches, with its index.
+    fn rule_for(&self, matches: impl Fn(&Rule) -> bool) -> Option<(usize, &Rule)> {
+        self.rules
+            .iter()
+            .enumerate()
+            .find(|(_, rule)| matches(rule))
     }
 }
 
-/// A span of time since something happened, shown as HH:MM:SS in logs
-/// (the format operators grep upstream's logs for).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Elapsed(pub u64);
+/// What decided, from the rule that matched (if any).
+fn decided_by(rule: Option<(usize, &Rule)>) -> DecidedBy<'_> {
+    match rule {
+        Some((index, rule)) => DecidedBy::Rule { index, rule },
+        None => DecidedBy::Flags,
+    }
+}
 
 impl Elapsed {
     /// Seconds from `then` to `now`; a time in the future (clock skew) is 0.
@@ -83,106 +85,26 @@ impl Elapsed {
     }
 }
 
-impl fmt::Display for Elapsed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.0;
-        write!(f, "{:02}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
-    }
-}
-
-/// Shows an optional span as upstream does ("unknown" when absent).
-pub struct MaybeElapsed(pub Option<Elapsed>);
-
-impl fmt::Display for MaybeElapsed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(elapsed) => elapsed.fmt(f),
-            None => f.write_str("unknown"),
-        }
-    }
-}
-
-/// Why something is culled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CullReason {
-    /// Idle for at least `--timeout`.
-    Idle,
-    /// Older than `--max-age`.
-    MaxAge,
-}
-
-impl fmt::Display for CullReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            CullReason::Idle => "idle",
-            CullReason::MaxAge => "max-age",
-        })
-    }
-}
-
-/// Why a server is not even considered.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SkipReason {
-    /// A spawn, stop or check is under way.
-    Pending(String),
-    /// Neither ready nor pending: the hub should not list it, so leave it.
-    NotReady,
-    /// Neither `last_activity` nor `started`: its idleness is unknown.
-    NoTimestamps,
-}
-
-impl fmt::Display for SkipReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SkipReason::Pending(action) => write!(f, "pending {action}"),
-            SkipReason::NotReady => f.write_str("not ready and not pending"),
-            SkipReason::NoTimestamps => f.write_str("no last_activity and no started time"),
-        }
-    }
-}
-
-/// The verdict on one server.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ServerVerdict {
-    /// Left alone without judging it.
-    Skip(SkipReason),
-    /// Exempt by a rule (`never = true`).
-    Exempt {
-        /// The rule's index in [`CullPolicy::rules`].
-        rule: usize,
-    },
-    /// Judged and kept.
-    Keep {
-        /// Time since its last activity (or start).
-        idle: Option<Elapsed>,
-        /// Time since it started.
-        age: Option<Elapsed>,
-        /// The rule that set the limits, `None` for the flags.
-        rule: Option<usize>,
-    },
-    /// To be stopped.
-    Cull {
-        /// Which limit culls it.
-        reason: CullReason,
-        /// Time since its last activity (or start).
-        idle: Option<Elapsed>,
-        /// Time since it started.
-        age: Option<Elapsed>,
-        /// The rule that set the limits, `None` for the flags.
-        rule: Option<usize>,
-    },
-}
-
-/// Decides about one server of `user`. `name` is "" for the default server.
-pub fn judge_server(
-    policy: &CullPolicy,
+/// Decides about server `name` ("" for the default server) of `user`.
+pub fn judge_server<'a>(
+    policy: &'a CullPolicy,
     now: DateTime<Utc>,
-    user: &User,
-    name: &str,
+    user: &'a User,
+    name: &'a str,
     server: &Server,
-) -> ServerVerdict {
+) -> Decision<'a> {
+    let decision = |action, reason, idle, age, decided_by| Decision {
+        user: &user.name,
+        server: Some(name),
+        action,
+        reason,
+        idle,
+        age,
+        decided_by,
+    };
     if let Some(action) = server.pending.as_deref().filter(|a| !a.is_empty()) {
-        return ServerVerdict::Skip(SkipReason::Pending(action.to_owned()));
+        let reason = Reason::Pending(action.to_owned());
+        return decision(Action::Skip, reason, None, None, None);
     }
     let ready = match server.ready {
         Readiness::Ready => true,
@@ -191,19 +113,16 @@ pub fn judge_server(
         Readiness::Unstated => server.url.as_deref().is_some_and(|url| !url.is_empty()),
     };
     if !ready {
-        return ServerVerdict::Skip(SkipReason::NotReady);
+        return decision(Action::Skip, Reason::NotReady, None, None, None);
     }
-    let rule = policy
-        .rules
-        .iter()
-        .position(|r| r.matches_server(user, name, server));
-    let chosen = rule.map(|index| &policy.rules[index]);
-    if let (Some(index), Some(true)) = (rule, chosen.map(|r| r.never)) {
-        return ServerVerdict::Exempt { rule: index };
+    let rule = policy.rule_for(|r| r.matches_server(user, name, server));
+    let by = Some(decided_by(rule));
+    if rule.is_some_and(|(_, r)| r.never) {
+        return decision(Action::Keep, Reason::Never, None, None, by);
     }
     let (idle, age) = clocks(server.last_activity, server.started, now);
     if idle.is_none() {
-        return ServerVerdict::Skip(SkipReason::NoTimestamps);
+        return decision(Action::Skip, Reason::NoTimestamps, None, None, None);
     }
     let kind_allowed = if name.is_empty() {
         policy.cull_default_servers
@@ -212,19 +131,18 @@ pub fn judge_server(
     };
     // A rule's own timeout applies whatever the default/named switches say:
     // it names what it is about.
-    let timeout = match chosen.and_then(|r| r.timeout) {
+    let timeout = match rule.and_then(|(_, r)| r.timeout) {
         Some(timeout) => Some(timeout),
         None => kind_allowed.then_some(policy.timeout_secs),
     };
-    let max_age = limits_max_age(chosen, policy.max_age_secs);
+    let max_age = limits_max_age(rule.map(|(_, r)| r), policy.max_age_secs);
     match reason_to_cull(timeout, max_age, idle, age) {
-        Some(reason) => ServerVerdict::Cull {
-            reason,
-            idle,
-            age,
-            rule,
-        },
-        None => ServerVerdict::Keep { idle, age, rule },
+        Some(reason) => {
+            let remove = policy.remove_named_servers && !name.is_empty();
+            let action = if remove { Action::Remove } else { Action::Stop };
+            decision(action, reason, idle, age, by)
+        }
+        None => decision(Action::Keep, Reason::Active, idle, age, by),
     }
 }
 
@@ -237,92 +155,53 @@ fn limits_max_age(rule: Option<&Rule>, flags: Option<u64>) -> Option<u64> {
     }
 }
 
-/// Why a user is kept.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KeepUser {
-    /// `--cull-users` is off.
-    UserCullingOff,
-    /// Some servers are still running (or still stopping).
-    ServersAlive(usize),
-    /// The token cannot see the user's servers, so they may be running.
-    ServersUnknown,
-    /// An admin, and `--cull-admin-users=false`.
-    Admin,
-    /// Exempt by a rule (`never = true`); its index.
-    Exempt(usize),
-    /// Neither idle long enough nor too old.
-    Recent {
-        /// Time since the user's last activity (or creation).
-        idle: Option<Elapsed>,
-        /// Time since the user was created.
-        age: Option<Elapsed>,
-        /// The rule that set the limits, `None` for the flags.
-        rule: Option<usize>,
-    },
-}
-
-/// The verdict on a user, once their servers have been dealt with.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum UserVerdict {
-    /// Left in place.
-    Keep(KeepUser),
-    /// To be deleted.
-    Cull {
-        /// Which limit culls them.
-        reason: CullReason,
-        /// Time since the user's last activity (or creation).
-        idle: Option<Elapsed>,
-        /// Time since the user was created.
-        age: Option<Elapsed>,
-        /// The rule that set the limits, `None` for the flags.
-        rule: Option<usize>,
-    },
-}
-
-/// Decides about a user after their servers were handled. `servers_alive` is
-/// how many of their servers are still running after this pass's stops, or
-/// `None` when the token cannot see their servers.
-pub fn judge_user(
-    policy: &CullPolicy,
+/// Decides about a user after their servers were handled: `None` when
+/// users are not culled at all (`--cull-users` off: nothing to report).
+/// `servers_alive` is how many of their servers are still running after
+/// this pass's stops, or `None` when the token cannot see their servers.
+pub fn judge_user<'a>(
+    policy: &'a CullPolicy,
     now: DateTime<Utc>,
-    user: &User,
+    user: &'a User,
     servers_alive: Option<usize>,
-) -> UserVerdict {
+) -> Option<Decision<'a>> {
     if !policy.cull_users {
-        return UserVerdict::Keep(KeepUser::UserCullingOff);
+        return None;
     }
+    let decision = |action, reason, idle, age, decided_by| Decision {
+        user: &user.name,
+        server: None,
+        action,
+        reason,
+        idle,
+        age,
+        decided_by,
+    };
+    let keep = |reason| Some(decision(Action::Keep, reason, None, None, None));
     match servers_alive {
-        None => return UserVerdict::Keep(KeepUser::ServersUnknown),
+        None => return keep(Reason::ServersUnknown),
         Some(0) => {}
-        Some(alive) => return UserVerdict::Keep(KeepUser::ServersAlive(alive)),
+        Some(alive) => return keep(Reason::ServersRunning(alive)),
     }
     // Unknown admin status counts as admin: sparing admins must not fail open.
     if user.admin != Some(false) && !policy.cull_admin_users {
-        return UserVerdict::Keep(KeepUser::Admin);
+        return keep(Reason::Admin);
     }
     // Rules about servers (their name, their options) say nothing of users.
-    let rule = policy
-        .rules
-        .iter()
-        .position(|r| !r.is_about_servers() && r.matches_user(user));
-    let chosen = rule.map(|index| &policy.rules[index]);
-    if let (Some(index), Some(true)) = (rule, chosen.map(|r| r.never)) {
-        return UserVerdict::Keep(KeepUser::Exempt(index));
+    let rule = policy.rule_for(|r| !r.is_about_servers() && r.matches_user(user));
+    let by = Some(decided_by(rule));
+    if rule.is_some_and(|(_, r)| r.never) {
+        return Some(decision(Action::Keep, Reason::Never, None, None, by));
     }
-    let timeout = chosen
-        .and_then(|r| r.timeout)
+    let timeout = rule
+        .and_then(|(_, r)| r.timeout)
         .unwrap_or(policy.user_timeout_secs);
-    let max_age = limits_max_age(chosen, policy.user_max_age_secs);
+    let max_age = limits_max_age(rule.map(|(_, r)| r), policy.user_max_age_secs);
     let (idle, age) = clocks(user.last_activity, user.created, now);
-    match reason_to_cull(Some(timeout), max_age, idle, age) {
-        Some(reason) => UserVerdict::Cull {
-            reason,
-            idle,
-            age,
-            rule,
-        },
-        None => UserVerdict::Keep(KeepUser::Recent { idle, age, rule }),
-    }
+    Some(match reason_to_cull(Some(timeout), max_age, idle, age) {
+        Some(reason) => decision(Action::Delete, reason, idle, age, by),
+        None => decision(Action::Keep, Reason::Active, idle, age, by),
+    })
 }
 
 /// Idle time (since the last activity, or else since the beginning) and age
@@ -345,11 +224,11 @@ fn reason_to_cull(
     max_age: Option<u64>,
     idle: Option<Elapsed>,
     age: Option<Elapsed>,
-) -> Option<CullReason> {
+) -> Option<Reason> {
     if timeout.is_some_and(|timeout| idle.is_some_and(|i| i.0 >= timeout)) {
-        Some(CullReason::Idle)
+        Some(Reason::Idle)
     } else if max_age.is_some_and(|max| age.is_some_and(|a| a.0 >= max)) {
-        Some(CullReason::MaxAge)
+        Some(Reason::MaxAge)
     } else {
         None
     }

@@ -4,40 +4,10 @@
 //! and "why is it not". The schema is part of the culler's interface: it is
 //! documented in the README and only ever grows (new fields, new values).
 
+use crate::decision::{Action, Decision};
 use serde::Serialize;
 use std::cell::RefCell;
 use std::io::Write;
-
-/// What the culler does (or, in a dry run, would do) with a server or user:
-/// a closed set that decision records and JSON log lines share, so an
-/// aggregator can count on it (`action="stop"` counts servers culled).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Action {
-    /// Stop the server.
-    Stop,
-    /// Stop the named server and remove it (`--remove-named-servers`).
-    Remove,
-    /// Delete the user.
-    Delete,
-    /// Leave it: judged and not culled.
-    Keep,
-    /// Leave it without judging it (pending, not ready, no timestamps).
-    Skip,
-}
-
-impl Action {
-    /// Its name in JSON, in records and in log lines alike.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Stop => "stop",
-            Action::Remove => "remove",
-            Action::Delete => "delete",
-            Action::Keep => "keep",
-            Action::Skip => "skip",
-        }
-    }
-}
 
 /// What became of a stop or delete that was sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -59,19 +29,18 @@ pub enum Outcome {
     NotSent,
 }
 
-/// One decision, as one line of `--output=json`.
+/// One [`Decision`] as one line of `--output=json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Decision {
+pub struct Record<'a> {
     /// The user's name.
-    pub user: String,
+    pub user: &'a str,
     /// The server's name ("" for the default server); `null` for a
     /// decision about the user.
-    pub server: Option<String>,
+    pub server: Option<&'a str>,
     /// What is done.
     pub action: Action,
     /// Why, in a word or two: `idle`, `max-age`, `never`, `active`,
-    /// `pending spawn`, `not ready`, `no timestamps`, `servers running`,
-    /// `servers unknown`, `admin`.
+    /// `pending spawn`, `not ready and not pending`, ... (see the README).
     pub reason: String,
     /// Seconds since the last activity (or the start / creation).
     pub idle_seconds: Option<u64>,
@@ -84,6 +53,24 @@ pub struct Decision {
     pub dry_run: bool,
     /// What became of a stop or delete that was sent; `null` otherwise.
     pub outcome: Option<Outcome>,
+}
+
+impl<'a> Record<'a> {
+    /// The record of `decision`, in a dry run or not, with what became of
+    /// its request when one was sent.
+    pub fn of(decision: &Decision<'a>, dry_run: bool, outcome: Option<Outcome>) -> Self {
+        Record {
+            user: decision.user,
+            server: decision.server,
+            action: decision.action,
+            reason: decision.reason.to_string(),
+            idle_seconds: decision.idle.map(|e| e.0),
+            age_seconds: decision.age.map(|e| e.0),
+            rule: decision.decided_by.map(|by| by.to_string()),
+            dry_run,
+            outcome,
+        }
+    }
 }
 
 /// Where decision records go: stdout, one JSON object per line. A record
@@ -107,9 +94,9 @@ impl Records {
     }
 
     /// Writes one record as one line.
-    pub fn write(&self, decision: &Decision) {
+    pub fn write(&self, record: &Record<'_>) {
         let mut out = self.out.borrow_mut();
-        if serde_json::to_writer(&mut *out, decision).is_ok() {
+        if serde_json::to_writer(&mut *out, record).is_ok() {
             let _ = out.write_all(b"\n");
             let _ = out.flush();
         }
@@ -119,6 +106,7 @@ impl Records {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decision::{DecidedBy, Elapsed, Reason};
     use std::rc::Rc;
 
     #[derive(Clone, Default)]
@@ -138,28 +126,30 @@ mod tests {
     fn a_record_is_one_line_of_json_with_the_documented_fields() {
         let out = Captured::default();
         let records = Records::to_writer(Box::new(out.clone()));
-        records.write(&Decision {
-            user: "carol@example.org".into(),
-            server: Some("gpu".into()),
+        let rule: crate::rules::Rule = toml::from_str("name = \"gpu\"\ntimeout = 60").unwrap();
+        let remove = Decision {
+            user: "carol@example.org",
+            server: Some("gpu"),
             action: Action::Remove,
-            reason: "idle".into(),
-            idle_seconds: Some(3723),
-            age_seconds: None,
-            rule: Some("rule \"gpu\"".into()),
-            dry_run: true,
-            outcome: None,
-        });
-        records.write(&Decision {
-            user: "dave".into(),
+            reason: Reason::Idle,
+            idle: Some(Elapsed(3723)),
+            age: None,
+            decided_by: Some(DecidedBy::Rule {
+                index: 0,
+                rule: &rule,
+            }),
+        };
+        records.write(&Record::of(&remove, true, None));
+        let delete = Decision {
+            user: "dave",
             server: None,
             action: Action::Delete,
-            reason: "max-age".into(),
-            idle_seconds: Some(1),
-            age_seconds: Some(2),
-            rule: Some("flags".into()),
-            dry_run: false,
-            outcome: Some(Outcome::NotYet),
-        });
+            reason: Reason::MaxAge,
+            idle: Some(Elapsed(1)),
+            age: Some(Elapsed(2)),
+            decided_by: Some(DecidedBy::Flags),
+        };
+        records.write(&Record::of(&delete, false, Some(Outcome::NotYet)));
         let text = String::from_utf8(out.0.borrow().clone()).unwrap();
         let lines: Vec<serde_json::Value> = text
             .lines()

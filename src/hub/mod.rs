@@ -6,6 +6,7 @@
 //! What the client does own is turning every answer into a typed outcome or
 //! a [`HubError`] that says whether trying again can help.
 
+mod endpoint;
 mod error;
 mod models;
 pub mod retry;
@@ -13,13 +14,13 @@ mod time;
 mod tls;
 mod version;
 
+pub use endpoint::{Endpoint, Observer, Unobserved};
 pub use error::{BodyFault, HubError, REQUIRED_SCOPES};
 pub use models::{Pagination, Readiness, RejectedUser, Server, TokenOwner, User, UserList};
 pub use time::{BadTimestamp, Timestamp};
 pub use tls::{internal_ssl, system_roots, TlsError};
 pub use version::HubVersion;
 
-use crate::metrics::{Endpoint, Metrics};
 use awc::http::StatusCode;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -136,8 +137,8 @@ pub struct HubClient {
     authorization: Rc<str>,
     http: awc::Client,
     timeout: Duration,
-    /// Counts every attempt by endpoint and status (`/metrics`).
-    metrics: Arc<Metrics>,
+    /// Told of every attempt, by endpoint and status (the metrics).
+    observer: Arc<dyn Observer>,
 }
 
 /// The two kinds of request the culler makes.
@@ -174,8 +175,8 @@ struct Answer {
 
 impl HubClient {
     /// Builds a client on the current thread; its clones share one
-    /// connection pool and count their requests in `metrics`.
-    pub fn new(config: &HubConfig, metrics: Arc<Metrics>) -> Self {
+    /// connection pool and report every attempt to `observer`.
+    pub fn new(config: &HubConfig, observer: Arc<dyn Observer>) -> Self {
         // No connection limit here (0 = none): the executor pool is the one
         // owner of `--concurrency`, and a second, hidden bound would mask a
         // broken first one.
@@ -195,7 +196,7 @@ impl HubClient {
             authorization: Rc::from(format!("token {}", config.token.0)),
             http,
             timeout: config.request_timeout,
-            metrics,
+            observer,
         }
     }
 
@@ -313,7 +314,7 @@ impl HubClient {
         url: &str,
     ) -> Result<Answer, HubError> {
         let answer = self.attempt(method, url).await;
-        self.metrics.request(
+        self.observer.answered(
             method.name(),
             endpoint,
             answer.as_ref().ok().map(|a| a.status.as_u16()),

@@ -8,18 +8,15 @@ use super::executor::{Announce, DeleteUser, StopServer};
 use super::guard::{self, guarded, RestartBudget, Restartable};
 use super::pool::{CommandError, ExecutorPool};
 use super::Tally;
-use crate::hub::{DeleteOutcome, HubError, StopOutcome, User};
-use crate::logging::{
-    debug_fields, error_fields, info_fields, warning, warning_fields, Fields, Log,
-};
-use crate::policy::{
-    judge_server, judge_user, CullPolicy, CullReason, Elapsed, KeepUser, MaybeElapsed,
-    ServerVerdict, UserVerdict,
-};
-use crate::report::{Action, Decision, Outcome, Records};
+use crate::decision::{Action, Decision, MaybeElapsed, Reason};
+use crate::hub::{DeleteOutcome, HubError, Server, StopOutcome, User};
+use crate::logging::{debug_fields, error_fields, info_fields, warning, warning_fields, Log};
+use crate::policy::{judge_server, judge_user, CullPolicy};
+use crate::report::{Outcome, Record, Records};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 /// One page of users to judge and act on.
@@ -141,53 +138,6 @@ struct UserJob {
     now: DateTime<Utc>,
 }
 
-/// One decision, as both the log's structured fields and the decision
-/// record of `--output=json` tell it: built once, so the two never disagree.
-struct Verdict<'a> {
-    user: &'a str,
-    /// `None` for a decision about the user.
-    server: Option<&'a str>,
-    action: Action,
-    reason: String,
-    idle: Option<Elapsed>,
-    age: Option<Elapsed>,
-    /// What set the limits (a rule's label or "flags"); `None` for
-    /// decisions made before any limit (skips, servers running, admins).
-    rule: Option<String>,
-}
-
-impl Verdict<'_> {
-    fn fields(&self) -> Fields<'_> {
-        let mut fields = Fields::new()
-            .user(self.user)
-            .action(self.action)
-            .reason(self.reason.as_str())
-            .idle(self.idle)
-            .age(self.age);
-        if let Some(server) = self.server {
-            fields = fields.server(server);
-        }
-        if let Some(rule) = &self.rule {
-            fields = fields.rule(rule.as_str());
-        }
-        fields
-    }
-
-    fn record(&self, dry_run: bool, outcome: Option<Outcome>) -> Decision {
-        Decision {
-            user: self.user.to_owned(),
-            server: self.server.map(str::to_owned),
-            action: self.action,
-            reason: self.reason.clone(),
-            idle_seconds: self.idle.map(|e| e.0),
-            age_seconds: self.age.map(|e| e.0),
-            rule: self.rule.clone(),
-            dry_run,
-            outcome,
-        }
-    }
-}
-
 impl UserJob {
     /// Stops the user's cullable servers (all at once), then, when none is
     /// left running, judges and maybe deletes the user.
@@ -207,58 +157,24 @@ impl UserJob {
             }
             Some(servers) => Some(self.stop_servers(&user, &servers, &mut tally).await),
         };
-
-        let (verdict, reason, rule) = match judge_user(&self.policy, self.now, &user, servers_alive)
-        {
-            UserVerdict::Keep(KeepUser::UserCullingOff) => return tally,
-            UserVerdict::Keep(keep) => {
-                let (word, idle, age, rule) = match keep {
-                    KeepUser::ServersAlive(_) => ("servers running", None, None, None),
-                    KeepUser::ServersUnknown => ("servers unknown", None, None, None),
-                    KeepUser::Admin => ("admin", None, None, None),
-                    KeepUser::Exempt(rule) => ("never", None, None, Some(Some(rule))),
-                    KeepUser::Recent { idle, age, rule } => ("active", idle, age, Some(rule)),
-                    KeepUser::UserCullingOff => unreachable!("returned above"),
-                };
-                let verdict = Verdict {
-                    user: &user.name,
-                    server: None,
-                    action: Action::Keep,
-                    reason: word.to_owned(),
-                    idle,
-                    age,
-                    rule: rule.map(|rule| self.policy.decided_by(rule)),
-                };
-                debug_fields!(
-                    self.log,
-                    verdict.fields(),
-                    "Not culling user {}: {word}",
-                    user.name
-                );
-                self.report(&verdict, None);
-                return tally;
-            }
-            UserVerdict::Cull {
-                reason,
-                idle,
-                age,
-                rule,
-            } => (
-                Verdict {
-                    user: &user.name,
-                    server: None,
-                    action: Action::Delete,
-                    reason: reason.to_string(),
-                    idle,
-                    age,
-                    rule: Some(self.policy.decided_by(rule)),
-                },
-                reason,
-                rule,
-            ),
+        let Some(decision) = judge_user(&self.policy, self.now, &user, servers_alive) else {
+            return tally;
         };
-        let why = self.why(reason, verdict.idle, verdict.age, rule);
-        let Some(announce) = self.announce(&verdict, &format!("user {}", user.name), &why) else {
+        if !decision.action.culls() {
+            let why = match &decision.reason {
+                Reason::Never => "never".to_owned(),
+                reason => reason.to_string(),
+            };
+            debug_fields!(
+                self.log,
+                decision.fields(),
+                "Not culling user {}: {why}",
+                user.name
+            );
+            self.report(&decision, None);
+            return tally;
+        }
+        let Some(announce) = self.announce(&decision, &format!("user {}", user.name)) else {
             tally.users_culled += 1;
             return tally;
         };
@@ -273,7 +189,7 @@ impl UserJob {
             Ok(DeleteOutcome::Gone) => {
                 info_fields!(
                     self.log,
-                    verdict.fields(),
+                    decision.fields(),
                     "User {} was already gone",
                     user.name
                 );
@@ -282,7 +198,7 @@ impl UserJob {
             Ok(DeleteOutcome::Busy { message }) => {
                 warning_fields!(
                     self.log,
-                    verdict.fields(),
+                    decision.fields(),
                     "User {} not deleted yet: {message}; the next pass tries again",
                     user.name
                 );
@@ -290,13 +206,13 @@ impl UserJob {
                 Outcome::NotYet
             }
             Err(err) => self.failed(
-                &verdict,
+                &decision,
                 &format!("delete user {}", user.name),
                 err,
                 &mut tally,
             ),
         };
-        self.report(&verdict, Some(outcome));
+        self.report(&decision, Some(outcome));
         tally
     }
 
@@ -307,100 +223,68 @@ impl UserJob {
     async fn stop_servers(
         &self,
         user: &User,
-        servers: &std::collections::BTreeMap<String, crate::hub::Server>,
+        servers: &BTreeMap<String, Server>,
         tally: &mut Tally,
     ) -> usize {
         let mut alive = 0;
         let mut stops = Vec::new();
         for (name, server) in servers {
             tally.servers_seen += 1;
-            let label = server_label(&user.name, name);
-            let verdict = |action, reason: String, idle, age, rule: Option<String>| Verdict {
-                user: &user.name,
-                server: Some(name),
-                action,
-                reason,
-                idle,
-                age,
-                rule,
-            };
-            let (verdict, reason, rule) =
-                match judge_server(&self.policy, self.now, user, name, server) {
-                    ServerVerdict::Skip(reason) => {
-                        let verdict = verdict(Action::Skip, reason.to_string(), None, None, None);
-                        warning_fields!(
-                            self.log,
-                            verdict.fields(),
-                            "Not culling server {label}: {reason}"
-                        );
-                        self.report(&verdict, None);
-                        alive += 1;
+            let decision = judge_server(&self.policy, self.now, user, name, server);
+            let label = decision.label();
+            match decision.action {
+                Action::Skip => {
+                    warning_fields!(
+                        self.log,
+                        decision.fields(),
+                        "Not culling server {label}: {}",
+                        decision.reason
+                    );
+                }
+                Action::Keep if decision.reason == Reason::Never => {
+                    debug_fields!(
+                        self.log,
+                        decision.fields(),
+                        "Not culling server {label}: exempt ({})",
+                        DecidedByText(&decision)
+                    );
+                }
+                Action::Keep => {
+                    debug_fields!(
+                        self.log,
+                        decision.fields(),
+                        "Not culling server {label} (age: {}, inactive for {})",
+                        MaybeElapsed(decision.age),
+                        MaybeElapsed(decision.idle)
+                    );
+                }
+                Action::Stop | Action::Remove | Action::Delete => {
+                    let Some(announce) = self.announce(&decision, &format!("server {label}"))
+                    else {
+                        tally.servers_culled += 1;
                         continue;
-                    }
-                    ServerVerdict::Exempt { rule } => {
-                        let by = self.policy.decided_by(Some(rule));
-                        let verdict =
-                            verdict(Action::Keep, "never".into(), None, None, Some(by.clone()));
-                        debug_fields!(
-                            self.log,
-                            verdict.fields(),
-                            "Not culling server {label}: exempt ({by})"
-                        );
-                        self.report(&verdict, None);
-                        alive += 1;
-                        continue;
-                    }
-                    ServerVerdict::Keep { idle, age, rule } => {
-                        let by = self.policy.decided_by(rule);
-                        let verdict = verdict(Action::Keep, "active".into(), idle, age, Some(by));
-                        debug_fields!(
-                            self.log,
-                            verdict.fields(),
-                            "Not culling server {label} (age: {}, inactive for {})",
-                            MaybeElapsed(age),
-                            MaybeElapsed(idle)
-                        );
-                        self.report(&verdict, None);
-                        alive += 1;
-                        continue;
-                    }
-                    ServerVerdict::Cull {
-                        reason,
-                        idle,
-                        age,
-                        rule,
-                    } => {
-                        let remove = self.policy.remove_named_servers && !name.is_empty();
-                        let action = if remove { Action::Remove } else { Action::Stop };
-                        let by = self.policy.decided_by(rule);
-                        (
-                            verdict(action, reason.to_string(), idle, age, Some(by)),
-                            reason,
-                            rule,
-                        )
-                    }
-                };
-            let why = self.why(reason, verdict.idle, verdict.age, rule);
-            let Some(announce) = self.announce(&verdict, &format!("server {label}"), &why) else {
-                tally.servers_culled += 1;
-                continue;
-            };
-            let command = StopServer {
-                user: user.name.clone(),
-                server: name.clone(),
-                remove: verdict.action == Action::Remove,
-            };
-            let pool = self.pool.clone();
-            stops.push(async move {
-                let result = pool.call(command, Some(announce)).await;
-                (label, verdict, result)
-            });
+                    };
+                    let command = StopServer {
+                        user: user.name.clone(),
+                        server: name.clone(),
+                        remove: decision.action == Action::Remove,
+                    };
+                    let pool = self.pool.clone();
+                    stops.push(async move {
+                        let result = pool.call(command, Some(announce)).await;
+                        (label, decision, result)
+                    });
+                    continue;
+                }
+            }
+            self.report(&decision, None);
+            alive += 1;
         }
-        for (label, verdict, result) in join_all(stops).await {
+        for (label, decision, result) in join_all(stops).await {
             let outcome = match result {
                 Ok(StopOutcome::Stopped) => {
                     tally.servers_culled += 1;
-                    if verdict.action == Action::Remove {
+                    if decision.action == Action::Remove {
                         tally.named_servers_removed += 1;
                     }
                     Outcome::Done
@@ -408,67 +292,53 @@ impl UserJob {
                 Ok(StopOutcome::Gone) => {
                     info_fields!(
                         self.log,
-                        verdict.fields(),
+                        decision.fields(),
                         "Server {label} was already gone"
                     );
                     Outcome::AlreadyGone
                 }
                 Ok(StopOutcome::StillStopping) => {
-                    warning_fields!(self.log, verdict.fields(), "Server {label} is slow to stop");
+                    warning_fields!(
+                        self.log,
+                        decision.fields(),
+                        "Server {label} is slow to stop"
+                    );
                     tally.servers_still_stopping += 1;
                     alive += 1;
                     Outcome::StillStopping
                 }
                 Err(err) => {
                     alive += 1;
-                    self.failed(&verdict, &format!("stop server {label}"), err, tally)
+                    self.failed(&decision, &format!("stop server {label}"), err, tally)
                 }
             };
-            self.report(&verdict, Some(outcome));
+            self.report(&decision, Some(outcome));
         }
         alive
     }
 
-    /// The parenthesis of a cull line: upstream's words, plus the rule when
-    /// one decided (so that lines without rules read exactly as before).
-    /// The line to log as the cull of `what` ("user ada", "server ada/lab")
-    /// goes on the wire; or, in a dry run, `None` once "Would cull …" is
-    /// logged and the decision reported (nothing is sent).
-    fn announce(&self, verdict: &Verdict<'_>, what: &str, why: &str) -> Option<Announce> {
+    /// The request announcing the cull of `what` ("user ada", "server
+    /// ada/lab"), logged as it goes on the wire; or, in a dry run, `None`
+    /// once "Would cull …" is logged and the decision recorded (nothing is
+    /// sent). The parenthesis is upstream's words, plus the rule when one
+    /// decided (so that lines without rules read exactly as before).
+    fn announce(&self, decision: &Decision<'_>, what: &str) -> Option<Announce> {
+        let why = decision.why();
         if self.mode.dry_run {
-            info_fields!(self.log, verdict.fields(), "Would cull {what} ({why})");
-            self.report(verdict, None);
+            info_fields!(self.log, decision.fields(), "Would cull {what} ({why})");
+            self.report(decision, None);
             return None;
         }
         Some(Announce {
             line: format!("Culling {what} ({why})"),
-            fields: verdict.fields().into_owned(),
+            fields: decision.fields().into_owned(),
         })
     }
 
-    fn why(
-        &self,
-        reason: CullReason,
-        idle: Option<Elapsed>,
-        age: Option<Elapsed>,
-        rule: Option<usize>,
-    ) -> String {
-        let mut why = format!(
-            "reason: {reason}, inactive for {}, age: {}",
-            MaybeElapsed(idle),
-            MaybeElapsed(age)
-        );
-        if rule.is_some() {
-            why.push_str(", ");
-            why.push_str(&self.policy.decided_by(rule));
-        }
-        why
-    }
-
     /// Writes the decision record, when records are asked for.
-    fn report(&self, verdict: &Verdict<'_>, outcome: Option<Outcome>) {
+    fn report(&self, decision: &Decision<'_>, outcome: Option<Outcome>) {
         if let Some(records) = &self.mode.records {
-            records.write(&verdict.record(self.mode.dry_run, outcome));
+            records.write(&Record::of(decision, self.mode.dry_run, outcome));
         }
     }
 
@@ -477,24 +347,24 @@ impl UserJob {
     /// sent once in the summary.
     fn failed(
         &self,
-        verdict: &Verdict<'_>,
+        decision: &Decision<'_>,
         what: &str,
         err: CommandError,
         tally: &mut Tally,
     ) -> Outcome {
         match err {
             CommandError::Hub(err @ HubError::Forbidden { .. }) => {
-                debug_fields!(self.log, verdict.fields(), "Could not {what}: {err}");
+                debug_fields!(self.log, decision.fields(), "Could not {what}: {err}");
                 tally.refused(&err);
                 Outcome::Refused
             }
             CommandError::NotSent(_) => {
-                debug_fields!(self.log, verdict.fields(), "Did not {what}: {err}");
+                debug_fields!(self.log, decision.fields(), "Did not {what}: {err}");
                 tally.not_sent += 1;
                 Outcome::NotSent
             }
             err => {
-                error_fields!(self.log, verdict.fields(), "Failed to {what}: {err}");
+                error_fields!(self.log, decision.fields(), "Failed to {what}: {err}");
                 tally.errors += 1;
                 Outcome::Failed
             }
@@ -502,11 +372,14 @@ impl UserJob {
     }
 }
 
-/// `user` for the default server, `user/name` for named ones, as upstream logs them.
-fn server_label(user: &str, server: &str) -> String {
-    if server.is_empty() {
-        user.to_owned()
-    } else {
-        format!("{user}/{server}")
+/// What decided an exempt server, for its log line (`flags` never exempts).
+struct DecidedByText<'d, 'a>(&'d Decision<'a>);
+
+impl std::fmt::Display for DecidedByText<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.decided_by {
+            Some(by) => by.fmt(f),
+            None => f.write_str("flags"),
+        }
     }
 }

@@ -234,8 +234,8 @@ impl<C: Call> Handler<Attempt<C>> for Executor {
                         return Err(AttemptError::NotSent);
                     }
                     chaos::maybe_panic(Site::Executor);
-                    if let Some(announce) = &attempt.announce {
-                        info_fields!(log, &announce.fields, "{}", announce.line);
+                    if let Some(announce) = attempt.announce {
+                        info_fields!(log, announce.fields, "{}", announce.line);
                     }
                     let _on_the_wire = shutdown.on_the_wire(attempt.call.describe());
                     attempt.call.run(client).await.map_err(AttemptError::Hub)

@@ -314,7 +314,7 @@ mod tests {
                 request_timeout: Duration::from_secs(60),
                 tls: None,
             };
-            let client = HubClient::new(&config, Arc::clone(&metrics));
+            let client = HubClient::new(&config, Arc::new(crate::hub::Unobserved));
             let shutdown = Shutdown::new();
             let budget = RestartBudget::new(RestartLimit::default(), Log::discard());
             let executors = (1..=3)

@@ -16,7 +16,7 @@ use super::pool::ExecutorPool;
 use super::scheduler::{Schedule, Scheduler, Stop};
 use super::shutdown::Shutdown;
 use crate::exit::{Exit, Signal};
-use crate::hub::HubClient;
+use crate::hub::{HubClient, Observer};
 use crate::logging::{info, warning, Log};
 use crate::metrics::Metrics;
 use crate::report::Records;
@@ -46,7 +46,7 @@ pub struct Pipeline {
 pub fn start(settings: &Settings, log: &Log, metrics: &Arc<Metrics>) -> Pipeline {
     let shutdown = Shutdown::new();
     let budget = RestartBudget::new(RestartLimit::default(), log.clone());
-    let client = HubClient::new(&settings.hub, Arc::clone(metrics));
+    let client = HubClient::new(&settings.hub, Arc::clone(metrics) as Arc<dyn Observer>);
     let executors = ExecutorPool::new(
         (1..=settings.concurrency.max(1))
             .map(|number| {

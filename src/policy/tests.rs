@@ -1,4 +1,5 @@
 use super::*;
+use crate::decision::MaybeElapsed;
 use chrono::{Duration, TimeZone};
 
 fn now() -> DateTime<Utc> {
@@ -46,11 +47,32 @@ fn policy() -> CullPolicy {
     }
 }
 
-fn culled(v: &ServerVerdict) -> Option<CullReason> {
-    match v {
-        ServerVerdict::Cull { reason, .. } => Some(*reason),
+/// A decision in brief, for comparing: what, why, the clocks, and the
+/// index of the rule that set the limits (`None`: the flags, or no limit).
+type Brief = (
+    Action,
+    Reason,
+    Option<Elapsed>,
+    Option<Elapsed>,
+    Option<usize>,
+);
+
+fn brief(d: &Decision<'_>) -> Brief {
+    let rule = match d.decided_by {
+        Some(DecidedBy::Rule { index, .. }) => Some(index),
         _ => None,
-    }
+    };
+    (d.action, d.reason.clone(), d.idle, d.age, rule)
+}
+
+/// Why it is culled, if it is.
+fn culled(d: &Decision<'_>) -> Option<Reason> {
+    d.action.culls().then(|| d.reason.clone())
+}
+
+/// Skipped for this reason, before any limit.
+fn skipped(reason: Reason) -> Brief {
+    (Action::Skip, reason, None, None, None)
 }
 
 #[test]
@@ -64,7 +86,7 @@ fn idle_at_exactly_the_timeout_is_culled() {
             "",
             &server(ago(600), ago(9000))
         )),
-        Some(CullReason::Idle)
+        Some(Reason::Idle)
     );
     assert_eq!(
         culled(&judge_server(
@@ -81,15 +103,22 @@ fn idle_at_exactly_the_timeout_is_culled() {
 #[test]
 fn idle_falls_back_to_started() {
     let p = policy();
-    let v = judge_server(&p, now(), &someone(), "", &server(None, ago(700)));
+    let v = brief(&judge_server(
+        &p,
+        now(),
+        &someone(),
+        "",
+        &server(None, ago(700)),
+    ));
     assert_eq!(
         v,
-        ServerVerdict::Cull {
-            reason: CullReason::Idle,
-            idle: Some(Elapsed(700)),
-            age: Some(Elapsed(700)),
-            rule: None
-        }
+        (
+            Action::Stop,
+            Reason::Idle,
+            Some(Elapsed(700)),
+            Some(Elapsed(700)),
+            None
+        )
     );
     assert_eq!(
         culled(&judge_server(
@@ -105,20 +134,22 @@ fn idle_falls_back_to_started() {
 
 #[test]
 fn activity_wins_over_started() {
-    let v = judge_server(
+    let v = brief(&judge_server(
         &policy(),
         now(),
         &someone(),
         "",
         &server(ago(5), ago(100_000)),
-    );
+    ));
     assert_eq!(
         v,
-        ServerVerdict::Keep {
-            idle: Some(Elapsed(5)),
-            age: Some(Elapsed(100_000)),
-            rule: None
-        }
+        (
+            Action::Keep,
+            Reason::Active,
+            Some(Elapsed(5)),
+            Some(Elapsed(100_000)),
+            None
+        )
     );
 }
 
@@ -130,8 +161,14 @@ fn no_timestamps_is_never_culled() {
         ..policy()
     };
     assert_eq!(
-        judge_server(&p, now(), &someone(), "", &server(None, None)),
-        ServerVerdict::Skip(SkipReason::NoTimestamps)
+        brief(&judge_server(
+            &p,
+            now(),
+            &someone(),
+            "",
+            &server(None, None)
+        )),
+        skipped(Reason::NoTimestamps)
     );
 }
 
@@ -140,8 +177,8 @@ fn pending_servers_are_skipped() {
     let mut s = server(ago(10_000), ago(10_000));
     s.pending = Some("stop".into());
     assert_eq!(
-        judge_server(&policy(), now(), &someone(), "", &s),
-        ServerVerdict::Skip(SkipReason::Pending("stop".into()))
+        brief(&judge_server(&policy(), now(), &someone(), "", &s)),
+        skipped(Reason::Pending("stop".into()))
     );
 }
 
@@ -150,19 +187,19 @@ fn not_ready_servers_are_skipped() {
     let mut s = server(ago(10_000), ago(10_000));
     s.ready = Readiness::NotReady;
     assert_eq!(
-        judge_server(&policy(), now(), &someone(), "", &s),
-        ServerVerdict::Skip(SkipReason::NotReady)
+        brief(&judge_server(&policy(), now(), &someone(), "", &s)),
+        skipped(Reason::NotReady)
     );
     // Pre-0.9 hubs: no `ready`, and a URL means ready.
     s.ready = Readiness::Unstated;
     assert_eq!(
         culled(&judge_server(&policy(), now(), &someone(), "", &s)),
-        Some(CullReason::Idle)
+        Some(Reason::Idle)
     );
     s.url = None;
     assert_eq!(
-        judge_server(&policy(), now(), &someone(), "", &s),
-        ServerVerdict::Skip(SkipReason::NotReady)
+        brief(&judge_server(&policy(), now(), &someone(), "", &s)),
+        skipped(Reason::NotReady)
     );
 }
 
@@ -179,7 +216,7 @@ fn default_and_named_switches() {
     );
     assert_eq!(
         culled(&judge_server(&no_default, now(), &someone(), "gpu", &idle)),
-        Some(CullReason::Idle)
+        Some(Reason::Idle)
     );
     let no_named = CullPolicy {
         cull_named_servers: false,
@@ -191,7 +228,7 @@ fn default_and_named_switches() {
     );
     assert_eq!(
         culled(&judge_server(&no_named, now(), &someone(), "", &idle)),
-        Some(CullReason::Idle)
+        Some(Reason::Idle)
     );
 }
 
@@ -209,7 +246,7 @@ fn max_age_culls_active_servers() {
             "",
             &server(ago(1), ago(3600))
         )),
-        Some(CullReason::MaxAge)
+        Some(Reason::MaxAge)
     );
     assert_eq!(
         culled(&judge_server(
@@ -245,7 +282,7 @@ fn max_age_culls_active_servers() {
             "",
             &server(ago(1), ago(4000))
         )),
-        Some(CullReason::MaxAge)
+        Some(Reason::MaxAge)
     );
 }
 
@@ -284,11 +321,17 @@ fn users_on() -> CullPolicy {
     }
 }
 
-fn user_culled(v: &UserVerdict) -> Option<CullReason> {
-    match v {
-        UserVerdict::Cull { reason, .. } => Some(*reason),
-        _ => None,
-    }
+fn user_culled(d: &Option<Decision<'_>>) -> Option<Reason> {
+    d.as_ref().and_then(culled)
+}
+
+/// A user kept for this reason, before any limit.
+fn kept(reason: Reason) -> Option<Brief> {
+    Some((Action::Keep, reason, None, None, None))
+}
+
+fn user_brief(d: &Option<Decision<'_>>) -> Option<Brief> {
+    d.as_ref().map(brief)
 }
 
 #[test]
@@ -300,7 +343,7 @@ fn users_only_with_cull_users() {
             &user(ago(10_000), ago(10_000), false),
             Some(0)
         ),
-        UserVerdict::Keep(KeepUser::UserCullingOff)
+        None
     );
     assert_eq!(
         user_culled(&judge_user(
@@ -309,7 +352,7 @@ fn users_only_with_cull_users() {
             &user(ago(10_000), ago(10_000), false),
             Some(0)
         )),
-        Some(CullReason::Idle)
+        Some(Reason::Idle)
     );
 }
 
@@ -317,12 +360,12 @@ fn users_only_with_cull_users() {
 fn users_with_servers_alive_or_unknown_are_kept() {
     let u = user(ago(10_000), ago(10_000), false);
     assert_eq!(
-        judge_user(&users_on(), now(), &u, Some(2)),
-        UserVerdict::Keep(KeepUser::ServersAlive(2))
+        user_brief(&judge_user(&users_on(), now(), &u, Some(2))),
+        kept(Reason::ServersRunning(2))
     );
     assert_eq!(
-        judge_user(&users_on(), now(), &u, None),
-        UserVerdict::Keep(KeepUser::ServersUnknown)
+        user_brief(&judge_user(&users_on(), now(), &u, None)),
+        kept(Reason::ServersUnknown)
     );
 }
 
@@ -335,15 +378,16 @@ fn user_idle_falls_back_to_created() {
             &user(None, ago(601), false),
             Some(0)
         )),
-        Some(CullReason::Idle)
+        Some(Reason::Idle)
     );
     assert_eq!(
-        judge_user(&users_on(), now(), &user(None, None, false), Some(0)),
-        UserVerdict::Keep(KeepUser::Recent {
-            idle: None,
-            age: None,
-            rule: None
-        })
+        user_brief(&judge_user(
+            &users_on(),
+            now(),
+            &user(None, None, false),
+            Some(0)
+        )),
+        Some((Action::Keep, Reason::Active, None, None, None))
     );
 }
 
@@ -373,7 +417,7 @@ fn user_max_age_uses_created() {
             &user(ago(10), ago(5000), false),
             Some(0)
         )),
-        Some(CullReason::MaxAge)
+        Some(Reason::MaxAge)
     );
     assert_eq!(
         user_culled(&judge_user(&p, now(), &user(ago(10), None, false), Some(0))),
@@ -390,8 +434,8 @@ fn admins_spared_from_idle_and_max_age_when_asked() {
     };
     let admin = user(ago(100_000), ago(100_000), true);
     assert_eq!(
-        judge_user(&p, now(), &admin, Some(0)),
-        UserVerdict::Keep(KeepUser::Admin)
+        user_brief(&judge_user(&p, now(), &admin, Some(0))),
+        kept(Reason::Admin)
     );
     let p = CullPolicy {
         cull_admin_users: true,
@@ -399,7 +443,7 @@ fn admins_spared_from_idle_and_max_age_when_asked() {
     };
     assert_eq!(
         user_culled(&judge_user(&p, now(), &admin, Some(0))),
-        Some(CullReason::Idle)
+        Some(Reason::Idle)
     );
 }
 
@@ -412,23 +456,20 @@ fn unknown_admin_status_is_spared_like_an_admin() {
         ..users_on()
     };
     assert_eq!(
-        judge_user(&spare, now(), &unknown, Some(0)),
-        UserVerdict::Keep(KeepUser::Admin)
+        user_brief(&judge_user(&spare, now(), &unknown, Some(0))),
+        kept(Reason::Admin)
     );
     assert_eq!(
         user_culled(&judge_user(&users_on(), now(), &unknown, Some(0))),
-        Some(CullReason::Idle)
+        Some(Reason::Idle)
     );
 }
 
 #[test]
 fn reasons_read_as_upstream_logs_them() {
-    assert_eq!(CullReason::Idle.to_string(), "idle");
-    assert_eq!(CullReason::MaxAge.to_string(), "max-age");
-    assert_eq!(
-        SkipReason::Pending("spawn".into()).to_string(),
-        "pending spawn"
-    );
+    assert_eq!(Reason::Idle.to_string(), "idle");
+    assert_eq!(Reason::MaxAge.to_string(), "max-age");
+    assert_eq!(Reason::Pending("spawn".into()).to_string(), "pending spawn");
 }
 
 #[test]
@@ -503,33 +544,69 @@ fn rules_gpu_after_30_minutes_named_after_2_hours_default_after_8() {
         serde_json::json!({"profile": "cpu"}),
     );
     assert_eq!(
-        judge_server(&p, now(), &student, "", &gpu),
-        ServerVerdict::Cull {
-            reason: CullReason::Idle,
-            idle: Some(Elapsed(1800)),
-            age: Some(Elapsed(9000)),
-            rule: Some(2)
-        }
+        brief(&judge_server(&p, now(), &student, "", &gpu)),
+        (
+            Action::Stop,
+            Reason::Idle,
+            Some(Elapsed(1800)),
+            Some(Elapsed(9000)),
+            Some(2)
+        )
     );
-    assert_eq!(p.decided_by(Some(2)), "rule \"gpu\"");
+    assert_eq!(
+        judge_server(&p, now(), &student, "", &gpu)
+            .decided_by
+            .map(|by| by.to_string()),
+        Some("rule \"gpu\"".to_owned())
+    );
     // The same idleness on a CPU default server: 8 h apply.
-    assert!(matches!(
-        judge_server(&p, now(), &student, "", &cpu),
-        ServerVerdict::Keep { rule: Some(4), .. }
-    ));
+    assert_eq!(
+        brief(&judge_server(&p, now(), &student, "", &cpu)).4,
+        Some(4),
+    );
+    assert_eq!(
+        brief(&judge_server(&p, now(), &student, "", &cpu)).0,
+        Action::Keep
+    );
     let idle_2h = server(ago(7200), ago(9000));
-    assert!(matches!(
-        judge_server(&p, now(), &student, "lab", &idle_2h),
-        ServerVerdict::Cull { rule: Some(3), .. }
-    ));
-    assert!(matches!(
-        judge_server(&p, now(), &student, "", &idle_2h),
-        ServerVerdict::Keep { rule: Some(4), .. }
-    ));
-    assert!(matches!(
-        judge_server(&p, now(), &student, "", &server(ago(28_800), ago(30_000))),
-        ServerVerdict::Cull { rule: Some(4), .. }
-    ));
+    assert_eq!(
+        brief(&judge_server(&p, now(), &student, "lab", &idle_2h)).4,
+        Some(3),
+    );
+    assert_eq!(
+        brief(&judge_server(&p, now(), &student, "lab", &idle_2h)).0,
+        Action::Stop
+    );
+    assert_eq!(
+        brief(&judge_server(&p, now(), &student, "", &idle_2h)).4,
+        Some(4),
+    );
+    assert_eq!(
+        brief(&judge_server(&p, now(), &student, "", &idle_2h)).0,
+        Action::Keep
+    );
+    assert_eq!(
+        brief(&judge_server(
+            &p,
+            now(),
+            &student,
+            "",
+            &server(ago(28_800), ago(30_000))
+        ))
+        .4,
+        Some(4),
+    );
+    assert_eq!(
+        brief(&judge_server(
+            &p,
+            now(),
+            &student,
+            "",
+            &server(ago(28_800), ago(30_000))
+        ))
+        .0,
+        Action::Stop
+    );
 }
 
 #[test]
@@ -539,28 +616,28 @@ fn rules_exempt_a_group_and_a_user_servers_and_users_alike() {
     let teacher = member("teacher", &["instructors"]);
     let vip = member("vip", &[]);
     assert_eq!(
-        judge_server(&p, now(), &teacher, "", &ancient),
-        ServerVerdict::Exempt { rule: 0 }
+        brief(&judge_server(&p, now(), &teacher, "", &ancient)),
+        (Action::Keep, Reason::Never, None, None, Some(0))
     );
     assert_eq!(
-        judge_server(&p, now(), &vip, "lab", &ancient),
-        ServerVerdict::Exempt { rule: 1 }
+        brief(&judge_server(&p, now(), &vip, "lab", &ancient)),
+        (Action::Keep, Reason::Never, None, None, Some(1))
     );
     assert_eq!(
-        judge_user(&p, now(), &teacher, Some(0)),
-        UserVerdict::Keep(KeepUser::Exempt(0))
+        user_brief(&judge_user(&p, now(), &teacher, Some(0))),
+        Some((Action::Keep, Reason::Never, None, None, Some(0)))
     );
     assert_eq!(
-        judge_user(&p, now(), &vip, Some(0)),
-        UserVerdict::Keep(KeepUser::Exempt(1))
+        user_brief(&judge_user(&p, now(), &vip, Some(0))),
+        Some((Action::Keep, Reason::Never, None, None, Some(1)))
     );
     // Pending and not-ready servers are skipped before any rule.
     let mut pending = ancient.clone();
     pending.pending = Some("spawn".into());
-    assert!(matches!(
-        judge_server(&p, now(), &teacher, "", &pending),
-        ServerVerdict::Skip(_)
-    ));
+    assert_eq!(
+        judge_server(&p, now(), &teacher, "", &pending).action,
+        Action::Skip
+    );
 }
 
 #[test]
@@ -573,22 +650,19 @@ fn rules_about_servers_leave_users_to_the_user_limits() {
     let mut idle_2d = student.clone();
     idle_2d.last_activity = ago(172_800);
     assert_eq!(
-        judge_user(&p, now(), &idle_2d, Some(0)),
-        UserVerdict::Keep(KeepUser::Recent {
-            idle: Some(Elapsed(172_800)),
-            age: Some(Elapsed(100_000)),
-            rule: None
-        })
+        user_brief(&judge_user(&p, now(), &idle_2d, Some(0))),
+        Some((
+            Action::Keep,
+            Reason::Active,
+            Some(Elapsed(172_800)),
+            Some(Elapsed(100_000)),
+            None
+        ))
     );
     idle_2d.last_activity = ago(259_200);
-    assert!(matches!(
-        judge_user(&p, now(), &idle_2d, Some(0)),
-        UserVerdict::Cull {
-            reason: CullReason::Idle,
-            rule: None,
-            ..
-        }
-    ));
+    let decision = judge_user(&p, now(), &idle_2d, Some(0));
+    let (action, reason, _, _, rule) = user_brief(&decision).unwrap();
+    assert_eq!((action, reason, rule), (Action::Delete, Reason::Idle, None));
 }
 
 #[test]
@@ -603,29 +677,39 @@ fn a_rule_sets_only_what_it_says_and_max_age_zero_turns_age_off() {
     let busy_old = server(ago(1), ago(100_000));
     // The named-server rule sets the timeout (whatever
     // --cull-named-servers says) and keeps --max-age from the flags.
-    assert!(matches!(
-        judge_server(&p, now(), &someone(), "lab", &server(ago(61), ago(100))),
-        ServerVerdict::Cull {
-            reason: CullReason::Idle,
-            rule: Some(0),
-            ..
-        }
+    let (action, reason, _, _, rule) = brief(&judge_server(
+        &p,
+        now(),
+        &someone(),
+        "lab",
+        &server(ago(61), ago(100)),
     ));
-    assert!(matches!(
-        judge_server(&p, now(), &someone(), "lab", &busy_old),
-        ServerVerdict::Cull {
-            reason: CullReason::MaxAge,
-            rule: Some(0),
-            ..
-        }
-    ));
+    assert_eq!(
+        (action, reason, rule),
+        (Action::Stop, Reason::Idle, Some(0))
+    );
+    let (action, reason, _, _, rule) =
+        brief(&judge_server(&p, now(), &someone(), "lab", &busy_old));
+    assert_eq!(
+        (action, reason, rule),
+        (Action::Stop, Reason::MaxAge, Some(0))
+    );
     let mut oldtimer = someone();
     oldtimer.name = "oldtimer".into();
-    assert!(matches!(
-        judge_server(&p, now(), &oldtimer, "", &busy_old),
-        ServerVerdict::Keep { rule: Some(1), .. }
-    ));
-    assert_eq!(p.decided_by(None), "flags");
+    assert_eq!(
+        brief(&judge_server(&p, now(), &oldtimer, "", &busy_old)).4,
+        Some(1),
+    );
+    assert_eq!(
+        brief(&judge_server(&p, now(), &oldtimer, "", &busy_old)).0,
+        Action::Keep
+    );
+    assert_eq!(
+        judge_server(&p, now(), &someone(), "", &busy_old)
+            .decided_by
+            .map(|by| by.to_string()),
+        Some("flags".to_owned())
+    );
 }
 
 /// The safety invariants of the rules, over random servers, users and
@@ -706,7 +790,7 @@ mod properties {
             named in any::<bool>(),
         ) {
             let name = if named { "gpu" } else { "" };
-            if let ServerVerdict::Cull { reason, .. } = judge_server(&policy, now(), &someone(), name, &server) {
+            if let Some(reason) = culled(&judge_server(&policy, now(), &someone(), name, &server)) {
                 let age = secs_since(server.started);
                 let idle = secs_since(server.last_activity).or(age);
                 let kind_allowed = if named { policy.cull_named_servers } else { policy.cull_default_servers };
@@ -728,7 +812,7 @@ mod properties {
                 Readiness::Unstated => server.url.is_none(),
             };
             if pending || not_ready {
-                prop_assert!(matches!(judge_server(&policy, now(), &someone(), "", &server), ServerVerdict::Skip(_)));
+                prop_assert_eq!(judge_server(&policy, now(), &someone(), "", &server).action, Action::Skip);
             }
         }
 
@@ -742,8 +826,8 @@ mod properties {
         ) {
             let mut user = user(last_activity, created, false);
             user.admin = admin;
-            let verdict = judge_user(&policy, now(), &user, alive);
-            if let UserVerdict::Cull { .. } = verdict {
+            let decision = judge_user(&policy, now(), &user, alive);
+            if user_culled(&decision).is_some() {
                 prop_assert!(policy.cull_users);
                 prop_assert_eq!(alive, Some(0), "servers alive or unknown");
                 prop_assert!(

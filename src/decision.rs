@@ -1,0 +1,299 @@
+//! What the culler decided about one server or one user, and why: the one
+//! type the policy ([`crate::policy`]) returns, the Evaluator acts on, the
+//! log writes as its fields and the decision records
+//! ([`crate::report`]) write as JSON. Built once, so that what is done,
+//! what is logged and what is recorded can never disagree.
+//!
+//! A decision borrows the names it is about and the rule that set its
+//! limits: judging a hub's worth of servers allocates nothing.
+
+use crate::logging::Fields;
+use crate::rules::Rule;
+use serde::Serialize;
+use std::fmt;
+
+/// What the culler does (or, in a dry run, would do) with a server or user:
+/// a closed set that decision records and JSON log lines share, so an
+/// aggregator can count on it (`action="stop"` counts servers culled).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Stop the server.
+    Stop,
+    /// Stop the named server and remove it (`--remove-named-servers`).
+    Remove,
+    /// Delete the user.
+    Delete,
+    /// Leave it: judged and not culled.
+    Keep,
+    /// Leave it without judging it (pending, not ready, no timestamps).
+    Skip,
+}
+
+impl Action {
+    /// Its name in JSON, in records and in log lines alike.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Stop => "stop",
+            Action::Remove => "remove",
+            Action::Delete => "delete",
+            Action::Keep => "keep",
+            Action::Skip => "skip",
+        }
+    }
+
+    /// Whether the culler sends something to the hub for it.
+    pub fn culls(self) -> bool {
+        matches!(self, Action::Stop | Action::Remove | Action::Delete)
+    }
+}
+
+/// Why, in the words logs and records have always used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// Idle for at least its timeout.
+    Idle,
+    /// Older than its max age.
+    MaxAge,
+    /// Judged: neither idle long enough nor too old.
+    Active,
+    /// A policy rule exempts it (`never = true`).
+    Never,
+    /// A server with a spawn, stop or check under way: never culled then.
+    Pending(String),
+    /// A server neither ready nor pending: the hub should not list it.
+    NotReady,
+    /// A server with neither `last_activity` nor `started`: its idleness is
+    /// unknown.
+    NoTimestamps,
+    /// A user some of whose servers still run (or still stop).
+    ServersRunning(usize),
+    /// A user whose servers the token cannot see: they may be running.
+    ServersUnknown,
+    /// An admin, and `--cull-admin-users=false`.
+    Admin,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Idle => f.write_str("idle"),
+            Reason::MaxAge => f.write_str("max-age"),
+            Reason::Active => f.write_str("active"),
+            Reason::Never => f.write_str("never"),
+            Reason::Pending(action) => write!(f, "pending {action}"),
+            Reason::NotReady => f.write_str("not ready and not pending"),
+            Reason::NoTimestamps => f.write_str("no last_activity and no started time"),
+            Reason::ServersRunning(_) => f.write_str("servers running"),
+            Reason::ServersUnknown => f.write_str("servers unknown"),
+            Reason::Admin => f.write_str("admin"),
+        }
+    }
+}
+
+/// A span of time since something happened, shown as HH:MM:SS in logs
+/// (the format operators grep upstream's logs for).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Elapsed(pub u64);
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        write!(f, "{:02}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
+    }
+}
+
+/// Shows an optional span as upstream does ("unknown" when absent).
+pub struct MaybeElapsed(pub Option<Elapsed>);
+
+impl fmt::Display for MaybeElapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(elapsed) => elapsed.fmt(f),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
+/// What set the limits a decision was made on.
+#[derive(Clone, Copy, Debug)]
+pub enum DecidedBy<'a> {
+    /// The flags (`--timeout`, `--max-age`, ...): no rule matched.
+    Flags,
+    /// The operator's policy rule number `index` (from 0).
+    Rule {
+        /// Its place in the config file's list.
+        index: usize,
+        /// The rule.
+        rule: &'a Rule,
+    },
+}
+
+/// Two are the same when they name the same rule (by its place).
+impl PartialEq for DecidedBy<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (DecidedBy::Flags, DecidedBy::Flags) => true,
+            (DecidedBy::Rule { index: a, .. }, DecidedBy::Rule { index: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for DecidedBy<'_> {}
+
+impl fmt::Display for DecidedBy<'_> {
+    /// `flags`, or the rule's label: `rule "NAME"`, or `rule N` (from 1).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecidedBy::Flags => f.write_str("flags"),
+            DecidedBy::Rule { index, rule } => f.write_str(&rule.label(*index)),
+        }
+    }
+}
+
+/// One decision about a server (`server` is its name, `""` for the
+/// default one) or, with `server` `None`, about a user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision<'a> {
+    /// The user's name.
+    pub user: &'a str,
+    /// The server's name; `None` for a decision about the user.
+    pub server: Option<&'a str>,
+    /// What is done.
+    pub action: Action,
+    /// Why.
+    pub reason: Reason,
+    /// Time since the last activity (or the start, or the creation).
+    pub idle: Option<Elapsed>,
+    /// Time since the server started (or the user was created).
+    pub age: Option<Elapsed>,
+    /// What set the limits; `None` for a decision made before any limit
+    /// (a skip, a user whose servers run, an admin).
+    pub decided_by: Option<DecidedBy<'a>>,
+}
+
+impl Decision<'_> {
+    /// `user` for a default server or a user, `user/name` for a named
+    /// server, as upstream logs them.
+    pub fn label(&self) -> String {
+        match self.server {
+            Some(server) if !server.is_empty() => format!("{}/{server}", self.user),
+            _ => self.user.to_owned(),
+        }
+    }
+
+    /// Why a cull is made, as the log line says it: `reason: idle,
+    /// inactive for 01:02:03, age: 05:00:00`, and the rule when one set
+    /// the limits.
+    pub fn why(&self) -> String {
+        let mut why = format!(
+            "reason: {}, inactive for {}, age: {}",
+            self.reason,
+            MaybeElapsed(self.idle),
+            MaybeElapsed(self.age)
+        );
+        if let Some(rule @ DecidedBy::Rule { .. }) = self.decided_by {
+            why.push_str(&format!(", {rule}"));
+        }
+        why
+    }
+
+    /// The decision as the JSON log's fields (built only for a line that
+    /// is written in that format).
+    pub fn fields(&self) -> Fields<'_> {
+        let mut fields = Fields::new()
+            .user(self.user)
+            .action(self.action.as_str())
+            .reason(self.reason.to_string())
+            .idle(self.idle.map(|e| e.0))
+            .age(self.age.map(|e| e.0));
+        if let Some(server) = self.server {
+            fields = fields.server(server);
+        }
+        if let Some(by) = self.decided_by {
+            fields = fields.rule(by.to_string());
+        }
+        fields
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_read_as_hours_minutes_seconds() {
+        assert_eq!(Elapsed(3723).to_string(), "01:02:03");
+        assert_eq!(Elapsed(100 * 3600).to_string(), "100:00:00");
+        assert_eq!(MaybeElapsed(None).to_string(), "unknown");
+    }
+
+    #[test]
+    fn reasons_read_as_logs_and_records_have_always_said_them() {
+        let words: Vec<String> = [
+            Reason::Idle,
+            Reason::MaxAge,
+            Reason::Active,
+            Reason::Never,
+            Reason::Pending("spawn".into()),
+            Reason::NotReady,
+            Reason::NoTimestamps,
+            Reason::ServersRunning(2),
+            Reason::ServersUnknown,
+            Reason::Admin,
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(
+            words,
+            [
+                "idle",
+                "max-age",
+                "active",
+                "never",
+                "pending spawn",
+                "not ready and not pending",
+                "no last_activity and no started time",
+                "servers running",
+                "servers unknown",
+                "admin"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_decision_names_its_server_and_what_decided() {
+        let rule: Rule = toml::from_str("name = \"gpu\"\ntimeout = 60").unwrap();
+        let decision = Decision {
+            user: "ada",
+            server: Some("lab"),
+            action: Action::Stop,
+            reason: Reason::Idle,
+            idle: Some(Elapsed(3723)),
+            age: None,
+            decided_by: Some(DecidedBy::Rule {
+                index: 0,
+                rule: &rule,
+            }),
+        };
+        assert_eq!(decision.label(), "ada/lab");
+        assert_eq!(
+            decision.why(),
+            "reason: idle, inactive for 01:02:03, age: unknown, rule \"gpu\""
+        );
+        let default = Decision {
+            server: Some(""),
+            decided_by: Some(DecidedBy::Flags),
+            ..decision.clone()
+        };
+        assert_eq!(default.label(), "ada");
+        assert_eq!(
+            default.why(),
+            "reason: idle, inactive for 01:02:03, age: unknown",
+            "the flags are not named in the line"
+        );
+        assert!(Action::Delete.culls() && !Action::Keep.culls() && !Action::Skip.culls());
+    }
+}
