@@ -5,131 +5,291 @@
 //! with error messages that name the flag. Flags are upstream's, spelled in
 //! every way deployed hubs pass them (see [`normalize`]).
 
+use crate::rules::Rule;
+use serde::Deserialize;
 use std::ffi::OsString;
 use structopt::clap::AppSettings;
 use structopt::StructOpt;
 
-/// The flags exactly as given (after [`normalize`]).
-#[derive(Clone, Debug, Default, StructOpt)]
-#[structopt(
-    name = "jupyterhub-idle-culler-rs",
-    about = "Stops idle JupyterHub servers and, with --cull-users, deletes idle users.\n\
-             Needs JUPYTERHUB_API_TOKEN; JUPYTERHUB_API_URL is the default --url;\n\
-             JUPYTERHUB_REQUEST_TIMEOUT (seconds, default 60) bounds each request.",
-    global_settings = &[AppSettings::AllArgsOverrideSelf, AppSettings::DeriveDisplayOrder],
-)]
-pub struct RawArgs {
-    /// Users to request per page of the hub's paginated user list (0: the hub's default page size)
-    #[structopt(long, value_name = "N", allow_hyphen_values = true)]
-    pub api_page_size: Option<String>,
+/// How an option's value is written in the config file (on the command
+/// line every value is text, checked by `settings`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A whole number: `timeout = 600`.
+    Number,
+    /// Seconds, fractions allowed: `retry_delay = 0.5`.
+    Seconds,
+    /// Text: `log_level = "INFO"`.
+    Text,
+    /// `true` or `false`; on the command line also bare (`--cull-users`).
+    Bool,
+}
 
-    /// The most requests outstanding to the hub at any moment, lists and deletes alike
-    #[structopt(long, value_name = "N", allow_hyphen_values = true)]
-    pub concurrency: Option<String>,
+/// What an option is when not given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionDefault {
+    /// This value, as it would be written on the command line.
+    Value(&'static str),
+    /// Unset; the text says what holds then (`--timeout`,
+    /// `$JUPYTERHUB_API_URL`), and the example is a value to write.
+    Unset {
+        /// What holds when it is unset.
+        meaning: &'static str,
+        /// A value an operator might write.
+        example: &'static str,
+    },
+}
 
-    /// Whether admin users may be deleted (only with --cull-users) [default: true]
-    #[structopt(long, value_name = "BOOL", min_values = 0, max_values = 1)]
-    pub cull_admin_users: Option<Option<String>>,
+/// One option as `--help` and `--generate-config` show it.
+#[derive(Clone, Copy, Debug)]
+pub struct OptionDoc {
+    /// Its name in the config file (the flag's, with underscores).
+    pub key: &'static str,
+    /// What it does, as `--help` says it.
+    pub help: &'static str,
+    /// How its value is written in the config file.
+    pub kind: Kind,
+    /// What it is when not given.
+    pub default: OptionDefault,
+}
 
-    /// Whether idle default servers are stopped [default: true]
-    #[structopt(long, value_name = "BOOL", min_values = 0, max_values = 1)]
-    pub cull_default_servers: Option<Option<String>>,
+/// A field's value from a default ([`RawArgs::defaults`]).
+trait FromDefault {
+    fn from_default(value: &str) -> Self;
+}
 
-    /// Seconds between passes (0: half of --timeout)
-    #[structopt(long, value_name = "SECONDS", allow_hyphen_values = true)]
-    pub cull_every: Option<String>,
+impl FromDefault for Option<String> {
+    fn from_default(value: &str) -> Self {
+        Some(value.to_owned())
+    }
+}
 
-    /// Whether idle named servers are stopped [default: true]
-    #[structopt(long, value_name = "BOOL", min_values = 0, max_values = 1)]
-    pub cull_named_servers: Option<Option<String>>,
+impl FromDefault for Option<Option<String>> {
+    fn from_default(value: &str) -> Self {
+        Some(Some(value.to_owned()))
+    }
+}
 
-    /// Delete users whose servers are all stopped and who are idle too (for temporary users) [default: false]
-    #[structopt(long, value_name = "BOOL", min_values = 0, max_values = 1)]
-    pub cull_users: Option<Option<String>>,
+/// Every option, defined once: the command line, `--help`, the config
+/// file (its keys, their types, unknown keys refused), its precedence
+/// ([`RawArgs::or`]), the defaults and `--generate-config` all come from
+/// this list. Each entry: the help line, then
+/// `name: Kind("VALUE NAME") = default("text")` or
+/// `= unset("what holds", "an example")`. Adding an option is one entry
+/// here and its check in `settings`.
+macro_rules! options {
+    ($(
+        #[doc = $help:literal]
+        $name:ident : $kind:ident $(($value_name:literal))? = $when:ident($($default:literal),+);
+    )*) => {
+        options!(@struct [] $(
+            [$help] $name $kind ($($value_name)?) $when($($default),+);
+        )*);
 
-    /// Idle seconds after which a user whose servers are all stopped is deleted [default: --timeout]
-    #[structopt(long, value_name = "SECONDS", allow_hyphen_values = true)]
-    pub cull_users_timeout: Option<String>,
+        /// The options as `--help` and `--generate-config` show them.
+        pub const OPTIONS: &[OptionDoc] = &[$(
+            OptionDoc {
+                key: stringify!($name),
+                help: $help,
+                kind: Kind::$kind,
+                default: options!(@doc_default $when($($default),+)),
+            },
+        )*];
 
-    /// Seconds after which such a user is deleted even when active (0: never) [default: --max-age]
-    #[structopt(long, value_name = "SECONDS", allow_hyphen_values = true)]
-    pub cull_users_max_age: Option<String>,
+        impl RawArgs {
+            /// Every option that is not set here taken from `lower`: so
+            /// `flags.or(environment).or(file).or(RawArgs::defaults())` is
+            /// the precedence. The policy rules come from the config file
+            /// alone.
+            pub fn or(self, lower: RawArgs) -> RawArgs {
+                RawArgs {
+                    $($name: self.$name.or(lower.$name),)*
+                    debug: self.debug || lower.debug,
+                    config: self.config.or(lower.config),
+                    generate_config: self.generate_config || lower.generate_config,
+                    rules: if self.rules.is_empty() { lower.rules } else { self.rules },
+                }
+            }
 
-    /// Where JupyterHub's internal-ssl certificates are (with --ssl-enabled) [default: internal-ssl]
-    #[structopt(long, value_name = "DIR")]
-    pub internal_certs_location: Option<String>,
+            /// Every option with a default, at its default.
+            pub fn defaults() -> RawArgs {
+                RawArgs {
+                    $($name: options!(@value $when($($default),+)),)*
+                    ..RawArgs::default()
+                }
+            }
+        }
+    };
 
+    (@doc_default default($value:literal)) => { OptionDefault::Value($value) };
+    (@doc_default unset($meaning:literal, $example:literal)) => {
+        OptionDefault::Unset { meaning: $meaning, example: $example }
+    };
+    (@value default($value:literal)) => { FromDefault::from_default($value) };
+    (@value unset($meaning:literal, $example:literal)) => { None };
+    (@help $help:literal default($value:literal)) => {
+        concat!($help, " [default: ", $value, "]")
+    };
+    (@help $help:literal unset($meaning:literal, $example:literal)) => {
+        concat!($help, " [default: ", $meaning, "]")
+    };
+
+    // One field at a time, by kind (a macro cannot stand where a field
+    // does, so the struct is written once all fields are).
+    (@struct [$($done:tt)*] [$help:literal] $name:ident Bool () $when:ident($($d:literal),+); $($rest:tt)*) => {
+        options!(@struct [$($done)*
+            #[structopt(long, value_name = "BOOL", min_values = 0, max_values = 1,
+                        help = options!(@help $help $when($($d),+)))]
+            #[serde(default, deserialize_with = "file::boolean")]
+            #[doc = $help]
+            pub $name: Option<Option<String>>,
+        ] $($rest)*);
+    };
+    (@struct [$($done:tt)*] [$help:literal] $name:ident $kind:ident ($value_name:literal) $when:ident($($d:literal),+); $($rest:tt)*) => {
+        options!(@struct [$($done)*
+            #[structopt(long, value_name = $value_name, allow_hyphen_values = true,
+                        help = options!(@help $help $when($($d),+)))]
+            #[serde(default, deserialize_with = "file::value")]
+            #[doc = $help]
+            pub $name: Option<String>,
+        ] $($rest)*);
+    };
+    (@struct [$($done:tt)*]) => {
+        /// The options exactly as given (after [`normalize`]), on the
+        /// command line or in the config file: every value is text here,
+        /// and `settings` turns them into checked types with messages that
+        /// name the flag.
+        #[derive(Clone, Debug, std::default::Default, StructOpt, Deserialize)]
+        #[structopt(
+            name = "jupyterhub-idle-culler-rs",
+            about = "Stops idle JupyterHub servers and, with --cull-users, deletes idle users.\n\
+                     Needs JUPYTERHUB_API_TOKEN; JUPYTERHUB_API_URL is the default --url;\n\
+                     JUPYTERHUB_REQUEST_TIMEOUT (seconds, default 60) bounds each request.",
+            global_settings = &[AppSettings::AllArgsOverrideSelf, AppSettings::DeriveDisplayOrder],
+        )]
+        #[serde(deny_unknown_fields)]
+        pub struct RawArgs {
+            $($done)*
+
+            /// Log at DEBUG level (every server kept, and why)
+            #[structopt(long)]
+            #[serde(skip)]
+            pub debug: bool,
+
+            /// A TOML (or .json) config file with any of these settings and the policy rules (see --generate-config)
+            #[structopt(long, value_name = "FILE")]
+            #[serde(skip)]
+            pub config: Option<String>,
+
+            /// Print a complete, commented config file with the defaults, and exit
+            #[structopt(long)]
+            #[serde(skip)]
+            pub generate_config: bool,
+
+            /// The policy rules, in order (config file only).
+            #[structopt(skip)]
+            #[serde(default)]
+            pub rules: Vec<Rule>,
+        }
+    };
+}
+
+options! {
+    /// Idle seconds after which a server is stopped
+    timeout: Number("SECONDS") = default("600");
+    /// Seconds between the starts of two passes (0: half of --timeout)
+    cull_every: Number("SECONDS") = default("0");
     /// Seconds after which servers (and, with --cull-users, users) are culled even when active (0: never)
-    #[structopt(long, value_name = "SECONDS", allow_hyphen_values = true)]
-    pub max_age: Option<String>,
-
-    /// Remove culled named servers instead of only stopping them [default: false]
-    #[structopt(long, value_name = "BOOL", min_values = 0, max_values = 1)]
-    pub remove_named_servers: Option<Option<String>>,
-
-    /// Reach the hub over JupyterHub's internal SSL, with its client certificate [default: false]
-    #[structopt(long, value_name = "BOOL", min_values = 0, max_values = 1)]
-    pub ssl_enabled: Option<Option<String>>,
-
-    /// Idle seconds after which a server is stopped [default: 600]
-    #[structopt(long, value_name = "SECONDS", allow_hyphen_values = true)]
-    pub timeout: Option<String>,
-
-    /// The hub's API URL [default: $JUPYTERHUB_API_URL]
-    #[structopt(long, value_name = "URL")]
-    pub url: Option<String>,
-
-    /// Times a failed request is sent again within a pass (connection errors, timeouts, 429, 5xx) [default: 5]
-    #[structopt(long, value_name = "N", allow_hyphen_values = true)]
-    pub retries: Option<String>,
-
-    /// Seconds the first retry waits at most; each retry doubles it, up to 30 s, with random jitter [default: 1]
-    #[structopt(long, value_name = "SECONDS", allow_hyphen_values = true)]
-    pub retry_delay: Option<String>,
-
-    /// Seconds a stop (SIGINT, SIGTERM) lets the requests on the wire finish before exiting [default: 8]
-    #[structopt(long, value_name = "SECONDS", allow_hyphen_values = true)]
-    pub stop_timeout: Option<String>,
-
+    max_age: Number("SECONDS") = default("0");
+    /// The most requests outstanding to the hub at any moment, lists and deletes alike
+    concurrency: Number("N") = default("10");
+    /// Users to request per page of the hub's paginated user list (0: the hub's default page size)
+    api_page_size: Number("N") = default("0");
+    /// Delete users whose servers are all stopped and who are idle too (for temporary users)
+    cull_users: Bool = default("false");
+    /// Idle seconds after which a user whose servers are all stopped is deleted
+    cull_users_timeout: Number("SECONDS") = unset("--timeout", "259200");
+    /// Seconds after which such a user is deleted even when active (0: never)
+    cull_users_max_age: Number("SECONDS") = unset("--max-age", "0");
+    /// Whether admin users may be deleted (only with --cull-users)
+    cull_admin_users: Bool = default("true");
+    /// Whether idle default servers are stopped
+    cull_default_servers: Bool = default("true");
+    /// Whether idle named servers are stopped
+    cull_named_servers: Bool = default("true");
+    /// Remove culled named servers instead of only stopping them
+    remove_named_servers: Bool = default("false");
+    /// The hub's API URL
+    url: Text("URL") = unset("$JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api");
+    /// Reach the hub over JupyterHub's internal SSL, with its client certificate
+    ssl_enabled: Bool = default("false");
+    /// Where JupyterHub's internal-ssl certificates are (with --ssl-enabled)
+    internal_certs_location: Text("DIR") = default("internal-ssl");
+    /// Times a failed request is sent again within a pass (connection errors, timeouts, 429, 5xx)
+    retries: Number("N") = default("5");
+    /// Seconds the first retry waits at most; each retry doubles it, up to 30 s, with random jitter
+    retry_delay: Seconds("SECONDS") = default("1");
+    /// Seconds a stop (SIGINT, SIGTERM) lets the requests on the wire finish before exiting
+    stop_timeout: Seconds("SECONDS") = default("8");
     /// Run one pass, then exit: 0 when it succeeded, 1 when anything failed
-    #[structopt(long)]
-    pub once: bool,
+    once: Bool = default("false");
+    /// Decide and report what would be culled, and why; send no stop and no delete
+    dry_run: Bool = default("false");
+    /// With --once: `json` writes one JSON object per decision to stdout (see the README)
+    output: Text("FORMAT") = default("text");
+    /// Serve /metrics (Prometheus) and /health at HOST:PORT
+    metrics_bind: Text("HOST:PORT") = unset("the service URL the hub gave, if it routes to this service", "127.0.0.1:9090");
+    /// /health answers 503 after this many failed passes in a row
+    health_failures: Number("N") = default("3");
+    /// DEBUG, INFO, WARN, ERROR or CRITICAL (or 10..50)
+    log_level: Text("LEVEL") = default("INFO");
+    /// `text` (for people) or `json` (one object per line, for log aggregators)
+    log_format: Text("FORMAT") = default("text");
+}
 
-    /// Decide and report what would be culled, and why; send no stop and no delete [default: false]
-    #[structopt(long, value_name = "BOOL", min_values = 0, max_values = 1)]
-    pub dry_run: Option<Option<String>>,
+/// How the config file's values become the command line's text: each
+/// option's [`Kind`] is checked by the file's parser (so a wrong type is
+/// named with its line), then written as a flag would be.
+mod file {
+    use serde::de::{self, Deserializer, Visitor};
+    use std::fmt;
 
-    /// With --once: `json` writes one JSON object per decision to stdout (see the README) [default: text]
-    #[structopt(long, value_name = "FORMAT")]
-    pub output: Option<String>,
+    /// A number, seconds or text, as text.
+    pub fn value<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_any(Scalar).map(Some)
+    }
 
-    /// Serve /metrics (Prometheus) and /health at HOST:PORT [default: the service URL the hub gave, if any]
-    #[structopt(long, value_name = "HOST:PORT")]
-    pub metrics_bind: Option<String>,
+    /// `true` or `false`, as the text of a flag's value.
+    pub fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+        let value = <bool as serde::Deserialize>::deserialize(d)?;
+        Ok(Some(Some(value.to_string())))
+    }
 
-    /// /health answers 503 after this many failed passes in a row [default: 3]
-    #[structopt(long, value_name = "N", allow_hyphen_values = true)]
-    pub health_failures: Option<String>,
+    struct Scalar;
 
-    /// DEBUG, INFO, WARN, ERROR or CRITICAL (or 10..50) [default: INFO]
-    #[structopt(long, value_name = "LEVEL")]
-    pub log_level: Option<String>,
+    impl Visitor<'_> for Scalar {
+        type Value = String;
 
-    /// `text` (for people) or `json` (one object per line, for log aggregators) [default: text]
-    #[structopt(long, value_name = "FORMAT")]
-    pub log_format: Option<String>,
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a number or a string")
+        }
 
-    /// Log at DEBUG level (every server kept, and why)
-    #[structopt(long)]
-    pub debug: bool,
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
 
-    /// A TOML (or .json) config file with any of these settings and the policy rules (see --generate-config)
-    #[structopt(long, value_name = "FILE")]
-    pub config: Option<String>,
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
 
-    /// Print a complete, commented config file with the defaults, and exit
-    #[structopt(long)]
-    pub generate_config: bool,
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+    }
 }
 
 /// Why the command line could not be read, or a request for help or version.

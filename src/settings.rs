@@ -4,13 +4,12 @@
 //! flag or variable and what would be right.
 
 use crate::cli::RawArgs;
-use crate::config::{ConfigError, FileConfig};
+use crate::config;
 use crate::hub::retry::RetryPolicy;
-use crate::hub::{internal_ssl, system_roots, ApiToken, HubConfig, TlsError};
+use crate::hub::{internal_ssl, system_roots, ApiToken, HubConfig};
 use crate::logging::{LogFormat, LogLevel};
 use crate::policy::CullPolicy;
-use crate::serve::{bind_address, BindAddress, BindError};
-use std::fmt;
+use crate::serve::{bind_address, BindAddress};
 use std::path::Path;
 use std::time::Duration;
 
@@ -83,167 +82,24 @@ pub struct Settings {
     pub warnings: Vec<String>,
 }
 
-/// A command line or environment the culler cannot run with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SettingsError {
-    /// A flag that takes a whole number got something else.
-    NotANumber {
-        /// The flag, e.g. `--timeout`.
-        flag: &'static str,
-        /// What was given.
-        value: String,
-    },
-    /// A flag that takes a number of seconds got something else.
-    NotSeconds {
-        /// The flag.
-        flag: &'static str,
-        /// What was given.
-        value: String,
-    },
-    /// A flag that takes true/false got something else.
-    NotABool {
-        /// The flag.
-        flag: &'static str,
-        /// What was given.
-        value: String,
-    },
-    /// An environment variable holds an unusable value.
-    BadEnv {
-        /// The variable.
-        name: &'static str,
-        /// What it holds.
-        value: String,
-        /// What it should hold.
-        expected: &'static str,
-    },
-    /// `JUPYTERHUB_API_TOKEN` is unset or empty.
-    MissingToken,
-    /// Neither `--url` nor `JUPYTERHUB_API_URL`.
-    MissingUrl,
-    /// The URL is not one we can use.
-    BadUrl {
-        /// The URL given.
-        url: String,
-        /// Why it cannot be used.
-        why: &'static str,
-    },
-    /// `--ssl-enabled` with unusable certificates.
-    Tls(TlsError),
-    /// An `https://` URL, and no usable CA bundle to check the hub with.
-    SystemRoots(TlsError),
-    /// `--log-level` is not a level.
-    BadLogLevel(String),
-    /// A number outside what the flag allows.
-    OutOfRange {
-        /// The flag.
-        flag: &'static str,
-        /// What was given.
-        value: u64,
-        /// What is allowed, in words.
-        allowed: &'static str,
-    },
-    /// `--timeout=0` without `--cull-every`: every server would be stopped
-    /// every second (upstream 2.0 refuses to start then).
-    ZeroTimeout,
-    /// Upstream's Python configuration file, which this culler cannot read.
-    PythonConfig(String),
-    /// A config file the culler cannot use.
-    Config(ConfigError),
-    /// A flag that takes one of a few words got another.
-    BadChoice {
-        /// The flag.
-        flag: &'static str,
-        /// What was given.
-        value: String,
-        /// What it takes.
-        allowed: &'static str,
-    },
-    /// `--output=json` without `--once`.
-    OutputNeedsOnce,
-    /// `--metrics-bind` is not an address to serve on.
-    MetricsBind(BindError),
-}
-
-impl fmt::Display for SettingsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SettingsError::NotANumber { flag, value } => write!(
-                f,
-                "{flag}={value:?} is not a whole number of 0 or more (e.g. {flag}=600)"
-            ),
-            SettingsError::NotSeconds { flag, value } => write!(
-                f,
-                "{flag}={value:?} is not a number of seconds of 0 or more (e.g. {flag}=0.5)"
-            ),
-            SettingsError::NotABool { flag, value } => write!(
-                f,
-                "{flag}={value:?} is not a boolean; use {flag}=true or {flag}=false"
-            ),
-            SettingsError::BadEnv {
-                name,
-                value,
-                expected,
-            } => {
-                write!(f, "{name}={value:?} is not {expected}")
-            }
-            SettingsError::MissingToken => f.write_str(
-                "JUPYTERHUB_API_TOKEN is not set: the culler needs a hub API token \
-                 (the hub sets it for a managed service; otherwise give the service an api_token)",
-            ),
-            SettingsError::MissingUrl => f.write_str(
-                "no hub URL: pass --url=http://HUB:8081/hub/api or set JUPYTERHUB_API_URL",
-            ),
-            SettingsError::BadUrl { url, why } => write!(f, "--url={url:?}: {why}"),
-            SettingsError::Tls(err) => write!(f, "--ssl-enabled: {err}"),
-            SettingsError::SystemRoots(err) => write!(f, "https:// hub URL: {err}"),
-            SettingsError::BadLogLevel(message) => f.write_str(message),
-            SettingsError::OutOfRange {
-                flag,
-                value,
-                allowed,
-            } => write!(f, "{flag}={value} is out of range: {allowed}"),
-            SettingsError::ZeroTimeout => f.write_str(
-                "--timeout=0 would stop every running server every second; \
-                 give a timeout, or an explicit --cull-every if that is really what you want",
-            ),
-            SettingsError::PythonConfig(what) => write!(
-                f,
-                "{what}: Python config files are not supported; pass their settings as flags \
-                 (e.g. c.IdleCuller.timeout = 3600 becomes --timeout=3600) or in a TOML file \
-                 (--generate-config prints one)"
-            ),
-            SettingsError::Config(err) => err.fmt(f),
-            SettingsError::BadChoice {
-                flag,
-                value,
-                allowed,
-            } => write!(f, "{flag}={value:?}: use {allowed}"),
-            SettingsError::MetricsBind(err) => err.fmt(f),
-            SettingsError::OutputNeedsOnce => f.write_str(
-                "--output=json writes the decisions of one pass: add --once (and --dry-run to only look)",
-            ),
-        }
-    }
-}
-
-impl std::error::Error for SettingsError {}
-
 impl Settings {
-    /// Validates the raw flags against the environment (`env` looks up a
-    /// variable; it is a parameter so tests need not touch the process's).
+    /// Validates the options as given against the environment (`env`
+    /// looks up a variable; it is a parameter so tests need not touch the
+    /// process's). The options come in layers: the flags, then the
+    /// environment (`JUPYTERHUB_API_URL`), then the config file, then the
+    /// defaults ([`RawArgs::or`]); each part of the settings is then built
+    /// and checked on its own.
     pub fn from_args(
-        raw: &RawArgs,
+        flags: &RawArgs,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, SettingsError> {
-        let mut raw = raw.clone();
-        let mut file = FileConfig::default();
-        if let Some(path) = raw.config.clone() {
-            if path.trim().to_ascii_lowercase().ends_with(".py") {
+        let file = match flags.config.as_deref() {
+            None => RawArgs::default(),
+            Some(path) if path.trim().to_ascii_lowercase().ends_with(".py") => {
                 return Err(SettingsError::PythonConfig(format!("--config={path}")));
             }
-            file = FileConfig::load(Path::new(&path)).map_err(SettingsError::Config)?;
-            file.fill(&mut raw);
-        }
+            Some(path) => config::load(Path::new(path)).map_err(SettingsError::Config)?,
+        };
         if Path::new(UPSTREAM_CONFIG_FILE).is_file() {
             // Upstream would load it silently; ignoring it silently could
             // cull what its settings protect (admins, a longer timeout).
@@ -251,229 +107,284 @@ impl Settings {
                 "{UPSTREAM_CONFIG_FILE} in the working directory (upstream loads it)"
             )));
         }
-        let mut warnings = Vec::new();
-        let timeout_secs = number("--timeout", raw.timeout.as_deref())?.unwrap_or(600);
-        let cull_every_secs = match number("--cull-every", raw.cull_every.as_deref())? {
-            Some(secs) if secs > 0 => secs,
-            // Upstream: 0 means half the timeout (and 2.0 crashes on it).
-            _ if timeout_secs == 0 => return Err(SettingsError::ZeroTimeout),
-            _ => (timeout_secs / 2).max(1),
+        let environment = RawArgs {
+            url: env("JUPYTERHUB_API_URL").filter(|u| !u.trim().is_empty()),
+            ..RawArgs::default()
         };
-        if timeout_secs == 0 {
-            warnings.push("--timeout=0: every running server is stopped on every pass".to_owned());
-        }
-        let max_age_secs = number("--max-age", raw.max_age.as_deref())?.filter(|&s| s > 0);
-        let concurrency = match number("--concurrency", raw.concurrency.as_deref())? {
-            None => 10,
-            Some(0) => {
-                warnings.push(format!(
-                    "--concurrency=0 (upstream: no limit) allows {UNLIMITED_CONCURRENCY} requests at once"
-                ));
-                UNLIMITED_CONCURRENCY
-            }
-            Some(n) if n > MAX_CONCURRENCY => {
-                return Err(SettingsError::OutOfRange {
-                    flag: "--concurrency",
-                    value: n,
-                    allowed: "at most 1000 requests at once",
-                })
-            }
-            Some(n) => n as usize,
-        };
-        let api_page_size =
-            number("--api-page-size", raw.api_page_size.as_deref())?.filter(|&n| n > 0);
-        let mut retry = RetryPolicy::default();
-        if let Some(retries) = number("--retries", raw.retries.as_deref())? {
-            retry.retries = u32::try_from(retries)
-                .ok()
-                .filter(|&n| n <= MAX_RETRIES)
-                .ok_or(SettingsError::OutOfRange {
-                    flag: "--retries",
-                    value: retries,
-                    allowed: "at most 20 retries",
-                })?;
-        }
-        if let Some(text) = raw.retry_delay.as_deref() {
-            retry.base_delay = seconds("--retry-delay", text)?.min(retry.max_delay);
-        }
-        let stop_timeout = match raw.stop_timeout.as_deref() {
-            None => DEFAULT_STOP_TIMEOUT,
-            Some(text) => match seconds("--stop-timeout", text)? {
-                secs if secs > MAX_STOP_TIMEOUT => {
-                    return Err(SettingsError::OutOfRange {
-                        flag: "--stop-timeout",
-                        value: secs.as_secs(),
-                        allowed: "at most 3600 seconds",
-                    })
-                }
-                secs => secs,
-            },
-        };
-
-        let user_timeout_secs = number("--cull-users-timeout", raw.cull_users_timeout.as_deref())?
-            .unwrap_or(timeout_secs);
-        let user_max_age_secs =
-            match number("--cull-users-max-age", raw.cull_users_max_age.as_deref())? {
-                None => max_age_secs,
-                Some(0) => None,
-                Some(secs) => Some(secs),
-            };
-        let policy = CullPolicy {
-            user_timeout_secs,
-            user_max_age_secs,
-            rules: file.rules.clone(),
-            timeout_secs,
-            max_age_secs,
-            cull_default_servers: boolean(
-                "--cull-default-servers",
-                &raw.cull_default_servers,
-                true,
-            )?,
-            cull_named_servers: boolean("--cull-named-servers", &raw.cull_named_servers, true)?,
-            cull_users: boolean("--cull-users", &raw.cull_users, false)?,
-            cull_admin_users: boolean("--cull-admin-users", &raw.cull_admin_users, true)?,
-            remove_named_servers: boolean(
-                "--remove-named-servers",
-                &raw.remove_named_servers,
-                false,
-            )?,
-        };
-
-        let log_level = match &raw.log_level {
-            _ if raw.debug => LogLevel::Debug,
-            Some(text) => text.parse().map_err(SettingsError::BadLogLevel)?,
-            None => LogLevel::Info,
-        };
-
-        // Flags over environment over file.
-        let url = raw
-            .url
+        let raw = flags
             .clone()
-            .filter(|u| !u.trim().is_empty())
-            .or_else(|| env("JUPYTERHUB_API_URL").filter(|u| !u.trim().is_empty()))
-            .or_else(|| file.url.clone().filter(|u| !u.trim().is_empty()))
-            .ok_or(SettingsError::MissingUrl)?;
-        let base_url = check_url(url.trim())?;
+            .or(environment)
+            .or(file)
+            .or(RawArgs::defaults());
 
-        let token = env("JUPYTERHUB_API_TOKEN")
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty())
-            .ok_or(SettingsError::MissingToken)?;
-        if !token.chars().all(|c| c.is_ascii_graphic()) {
-            return Err(SettingsError::BadEnv {
-                name: "JUPYTERHUB_API_TOKEN",
-                value: "<redacted>".into(),
-                expected: "a token (it holds characters an HTTP header cannot carry)",
-            });
-        }
-
-        let request_timeout =
-            match env("JUPYTERHUB_REQUEST_TIMEOUT").filter(|v| !v.trim().is_empty()) {
-                None => Duration::from_secs(60),
-                Some(text) => text
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|secs| *secs > 0.0)
-                    .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
-                    .ok_or(SettingsError::BadEnv {
-                        name: "JUPYTERHUB_REQUEST_TIMEOUT",
-                        value: text,
-                        expected: "a number of seconds above 0",
-                    })?,
-            };
-
-        let tls = if boolean("--ssl-enabled", &raw.ssl_enabled, false)? {
-            let location = raw
-                .internal_certs_location
-                .as_deref()
-                .unwrap_or("internal-ssl");
-            Some(internal_ssl(Path::new(location)).map_err(SettingsError::Tls)?)
-        } else if base_url.to_ascii_lowercase().starts_with("https://") {
-            let bundle = env("SSL_CERT_FILE").filter(|f| !f.trim().is_empty());
-            Some(
-                system_roots(bundle.as_deref().map(Path::new))
-                    .map_err(SettingsError::SystemRoots)?,
-            )
-        } else {
-            None
-        };
-
-        let once = raw.once;
-        let json_output = match raw.output.as_deref().map(str::trim) {
-            None | Some("text") => false,
-            Some("json") if once => true,
-            Some("json") => return Err(SettingsError::OutputNeedsOnce),
-            Some(other) => {
-                return Err(SettingsError::BadChoice {
-                    flag: "--output",
-                    value: other.to_owned(),
-                    allowed: "text or json",
-                })
-            }
-        };
-        let log_format = match raw.log_format.as_deref() {
-            None => LogFormat::Text,
-            Some(text) => text.parse().map_err(|_| SettingsError::BadChoice {
-                flag: "--log-format",
-                value: text.to_owned(),
-                allowed: "text or json",
-            })?,
-        };
-        let health_failures = match number("--health-failures", raw.health_failures.as_deref())? {
-            None => 3,
-            Some(n) if (1..=1000).contains(&n) => n as u32,
-            Some(n) => {
-                return Err(SettingsError::OutOfRange {
-                    flag: "--health-failures",
-                    value: n,
-                    allowed: "1 to 1000 failed passes",
-                })
-            }
-        };
-        let nonempty = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
-        // JupyterHub gives every managed service a URL (a random loopback
-        // port when the service has no `url`), and a prefix only to one
-        // with a `url`, which its proxy routes to: only then is the URL
-        // where the operator asked to be served.
-        let service_prefix = nonempty(env("JUPYTERHUB_SERVICE_PREFIX"));
-        let service_url = service_prefix
-            .as_ref()
-            .and_then(|_| env("JUPYTERHUB_SERVICE_URL"));
-        let metrics = match bind_address(raw.metrics_bind.as_deref(), service_url.as_deref()) {
-            Ok(metrics) => metrics,
-            // The hub's URL for us is the hub's business: metrics must never
-            // stop culling, so a URL they cannot be served at is only a warning.
-            Err(err) if err.from_service_url() => {
-                warnings.push(format!("{err}; serving no /metrics"));
-                None
-            }
-            Err(err) => return Err(SettingsError::MetricsBind(err)),
-        };
+        let mut warnings = Vec::new();
+        let policy = policy(&raw, &mut warnings)?;
+        let (concurrency, retry, api_page_size) = requests(&raw, &mut warnings)?;
+        let schedule = schedule(&raw, policy.timeout_secs)?;
+        let served = served(&raw, &env, &mut warnings)?;
+        let (log_level, log_format) = logging(&raw)?;
         Ok(Settings {
-            dry_run: boolean("--dry-run", &raw.dry_run, false)?,
-            json_output,
-            metrics,
-            service_prefix,
-            health_failures,
-            log_format,
-            hub: HubConfig {
-                base_url,
-                token: ApiToken::new(token),
-                request_timeout,
-                tls,
-            },
+            hub: hub(&raw, &env)?,
             concurrency,
             retry,
             policy,
-            cull_every: Duration::from_secs(cull_every_secs),
-            stop_timeout,
+            cull_every: schedule.cull_every,
+            stop_timeout: schedule.stop_timeout,
             api_page_size,
-            once,
+            once: schedule.once,
+            dry_run: schedule.dry_run,
+            json_output: schedule.json_output,
+            metrics: served.metrics,
+            service_prefix: served.service_prefix,
+            health_failures: served.health_failures,
+            log_format,
             log_level,
             warnings,
         })
     }
+}
+
+/// How to reach the hub: the URL, the token, how long a request may take,
+/// and TLS.
+fn hub(raw: &RawArgs, env: &impl Fn(&str) -> Option<String>) -> Result<HubConfig, SettingsError> {
+    let url = raw
+        .url
+        .clone()
+        .filter(|u| !u.trim().is_empty())
+        .ok_or(SettingsError::MissingUrl)?;
+    let base_url = check_url(url.trim())?;
+
+    let token = env("JUPYTERHUB_API_TOKEN")
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .ok_or(SettingsError::MissingToken)?;
+    if !token.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(SettingsError::BadEnv {
+            name: "JUPYTERHUB_API_TOKEN",
+            value: "<redacted>".into(),
+            expected: "a token (it holds characters an HTTP header cannot carry)",
+        });
+    }
+
+    let request_timeout = match env("JUPYTERHUB_REQUEST_TIMEOUT").filter(|v| !v.trim().is_empty()) {
+        None => Duration::from_secs(60),
+        Some(text) => text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|secs| *secs > 0.0)
+            .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+            .ok_or(SettingsError::BadEnv {
+                name: "JUPYTERHUB_REQUEST_TIMEOUT",
+                value: text,
+                expected: "a number of seconds above 0",
+            })?,
+    };
+
+    let tls = if boolean("--ssl-enabled", &raw.ssl_enabled)? {
+        let location = raw
+            .internal_certs_location
+            .as_deref()
+            .unwrap_or("internal-ssl");
+        Some(internal_ssl(Path::new(location)).map_err(SettingsError::Tls)?)
+    } else if base_url.to_ascii_lowercase().starts_with("https://") {
+        let bundle = env("SSL_CERT_FILE").filter(|f| !f.trim().is_empty());
+        Some(system_roots(bundle.as_deref().map(Path::new)).map_err(SettingsError::SystemRoots)?)
+    } else {
+        None
+    };
+    Ok(HubConfig {
+        base_url,
+        token: ApiToken::new(token),
+        request_timeout,
+        tls,
+    })
+}
+
+/// What to cull: the timeouts, the switches, the rules.
+fn policy(raw: &RawArgs, warnings: &mut Vec<String>) -> Result<CullPolicy, SettingsError> {
+    let timeout_secs = whole("--timeout", &raw.timeout)?;
+    if timeout_secs == 0 {
+        warnings.push("--timeout=0: every running server is stopped on every pass".to_owned());
+    }
+    let max_age_secs = Some(whole("--max-age", &raw.max_age)?).filter(|&s| s > 0);
+    let user_timeout_secs =
+        number("--cull-users-timeout", raw.cull_users_timeout.as_deref())?.unwrap_or(timeout_secs);
+    let user_max_age_secs = match number("--cull-users-max-age", raw.cull_users_max_age.as_deref())?
+    {
+        None => max_age_secs,
+        Some(0) => None,
+        Some(secs) => Some(secs),
+    };
+    Ok(CullPolicy {
+        timeout_secs,
+        max_age_secs,
+        user_timeout_secs,
+        user_max_age_secs,
+        rules: raw.rules.clone(),
+        cull_default_servers: boolean("--cull-default-servers", &raw.cull_default_servers)?,
+        cull_named_servers: boolean("--cull-named-servers", &raw.cull_named_servers)?,
+        cull_users: boolean("--cull-users", &raw.cull_users)?,
+        cull_admin_users: boolean("--cull-admin-users", &raw.cull_admin_users)?,
+        remove_named_servers: boolean("--remove-named-servers", &raw.remove_named_servers)?,
+    })
+}
+
+/// How requests are sent: how many at once, how they are retried, how
+/// many users a page.
+fn requests(
+    raw: &RawArgs,
+    warnings: &mut Vec<String>,
+) -> Result<(usize, RetryPolicy, Option<u64>), SettingsError> {
+    let concurrency = match whole("--concurrency", &raw.concurrency)? {
+        0 => {
+            warnings.push(format!(
+                "--concurrency=0 (upstream: no limit) allows {UNLIMITED_CONCURRENCY} requests at once"
+            ));
+            UNLIMITED_CONCURRENCY
+        }
+        n if n > MAX_CONCURRENCY => {
+            return Err(SettingsError::OutOfRange {
+                flag: "--concurrency",
+                value: n,
+                allowed: "at most 1000 requests at once",
+            })
+        }
+        n => n as usize,
+    };
+    let api_page_size = Some(whole("--api-page-size", &raw.api_page_size)?).filter(|&n| n > 0);
+    let mut retry = RetryPolicy::default();
+    let retries = whole("--retries", &raw.retries)?;
+    retry.retries = u32::try_from(retries)
+        .ok()
+        .filter(|&n| n <= MAX_RETRIES)
+        .ok_or(SettingsError::OutOfRange {
+            flag: "--retries",
+            value: retries,
+            allowed: "at most 20 retries",
+        })?;
+    retry.base_delay = seconds("--retry-delay", &raw.retry_delay)?.min(retry.max_delay);
+    Ok((concurrency, retry, api_page_size))
+}
+
+/// When passes run, what they send, and how a stop ends them.
+struct Schedule {
+    cull_every: Duration,
+    once: bool,
+    dry_run: bool,
+    json_output: bool,
+    stop_timeout: Duration,
+}
+
+fn schedule(raw: &RawArgs, timeout_secs: u64) -> Result<Schedule, SettingsError> {
+    let cull_every_secs = match whole("--cull-every", &raw.cull_every)? {
+        secs if secs > 0 => secs,
+        // Upstream: 0 means half the timeout (and 2.0 crashes on it).
+        _ if timeout_secs == 0 => return Err(SettingsError::ZeroTimeout),
+        _ => (timeout_secs / 2).max(1),
+    };
+    let once = boolean("--once", &raw.once)?;
+    let json_output = match raw.output.as_deref().map(str::trim) {
+        None | Some("text") => false,
+        Some("json") if once => true,
+        Some("json") => return Err(SettingsError::OutputNeedsOnce),
+        Some(other) => {
+            return Err(SettingsError::BadChoice {
+                flag: "--output",
+                value: other.to_owned(),
+                allowed: "text or json",
+            })
+        }
+    };
+    let stop_timeout = match seconds("--stop-timeout", &raw.stop_timeout)? {
+        secs if secs > MAX_STOP_TIMEOUT => {
+            return Err(SettingsError::OutOfRange {
+                flag: "--stop-timeout",
+                value: secs.as_secs(),
+                allowed: "at most 3600 seconds",
+            })
+        }
+        secs => secs,
+    };
+    Ok(Schedule {
+        cull_every: Duration::from_secs(cull_every_secs),
+        once,
+        dry_run: boolean("--dry-run", &raw.dry_run)?,
+        json_output,
+        stop_timeout,
+    })
+}
+
+/// Where `/metrics` and `/health` are served, and when health fails.
+struct Served {
+    metrics: Option<BindAddress>,
+    service_prefix: Option<String>,
+    health_failures: u32,
+}
+
+fn served(
+    raw: &RawArgs,
+    env: &impl Fn(&str) -> Option<String>,
+    warnings: &mut Vec<String>,
+) -> Result<Served, SettingsError> {
+    let health_failures = match whole("--health-failures", &raw.health_failures)? {
+        n if (1..=1000).contains(&n) => n as u32,
+        n => {
+            return Err(SettingsError::OutOfRange {
+                flag: "--health-failures",
+                value: n,
+                allowed: "1 to 1000 failed passes",
+            })
+        }
+    };
+    let nonempty = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
+    // JupyterHub gives every managed service a URL (a random loopback
+    // port when the service has no `url`), and a prefix only to one with
+    // a `url`, which its proxy routes to: only then is the URL where the
+    // operator asked to be served.
+    let service_prefix = nonempty(env("JUPYTERHUB_SERVICE_PREFIX"));
+    let service_url = service_prefix
+        .as_ref()
+        .and_then(|_| env("JUPYTERHUB_SERVICE_URL"));
+    let metrics = match bind_address(raw.metrics_bind.as_deref(), service_url.as_deref()) {
+        Ok(metrics) => metrics,
+        // The hub's URL for us is the hub's business: metrics must never
+        // stop culling, so a URL they cannot be served at is only a warning.
+        Err(err) if err.from_service_url() => {
+            warnings.push(format!("{err}; serving no /metrics"));
+            None
+        }
+        Err(err) => return Err(SettingsError::MetricsBind(err)),
+    };
+    Ok(Served {
+        metrics,
+        service_prefix,
+        health_failures,
+    })
+}
+
+/// How much to log, and how.
+fn logging(raw: &RawArgs) -> Result<(LogLevel, LogFormat), SettingsError> {
+    let level = if raw.debug {
+        LogLevel::Debug
+    } else {
+        let text = raw.log_level.as_deref().unwrap_or_default();
+        text.parse().map_err(SettingsError::BadLogLevel)?
+    };
+    let text = raw.log_format.as_deref().unwrap_or_default();
+    let format = text.parse().map_err(|_| SettingsError::BadChoice {
+        flag: "--log-format",
+        value: text.to_owned(),
+        allowed: "text or json",
+    })?;
+    Ok((level, format))
+}
+
+/// Reads a whole, non-negative number of a flag that always has a value
+/// (its default, when not given).
+fn whole(flag: &'static str, value: &Option<String>) -> Result<u64, SettingsError> {
+    let text = value.as_deref().unwrap_or_default();
+    number(flag, Some(text)).map(Option::unwrap_or_default)
 }
 
 /// Reads a whole, non-negative number of a flag, if given.
@@ -489,7 +400,8 @@ fn number(flag: &'static str, value: Option<&str>) -> Result<Option<u64>, Settin
 }
 
 /// Reads a flag given in seconds, fractions allowed.
-fn seconds(flag: &'static str, text: &str) -> Result<Duration, SettingsError> {
+fn seconds(flag: &'static str, value: &Option<String>) -> Result<Duration, SettingsError> {
+    let text = value.as_deref().unwrap_or_default();
     text.trim()
         .parse::<f64>()
         .ok()
@@ -501,15 +413,12 @@ fn seconds(flag: &'static str, text: &str) -> Result<Duration, SettingsError> {
         })
 }
 
-/// Reads a boolean flag: absent is `default`, bare is true, and the
-/// spellings traitlets and shells use are accepted in any case.
-fn boolean(
-    flag: &'static str,
-    value: &Option<Option<String>>,
-    default: bool,
-) -> Result<bool, SettingsError> {
+/// Reads a boolean flag: bare is true, and the spellings traitlets and
+/// shells use are accepted in any case (always given: its default, when
+/// not on the command line nor in the file).
+fn boolean(flag: &'static str, value: &Option<Option<String>>) -> Result<bool, SettingsError> {
     let text = match value {
-        None => return Ok(default),
+        None => return Ok(false),
         Some(None) => return Ok(true),
         Some(Some(text)) => text,
     };
@@ -577,6 +486,9 @@ fn without_userinfo(url: &str) -> String {
         None => url.to_owned(),
     }
 }
+
+mod error;
+pub use error::SettingsError;
 
 #[cfg(test)]
 mod tests;

@@ -481,7 +481,7 @@ fn elapsed_formats_as_hours_minutes_seconds() {
 }
 
 fn with_rules(rules: &str) -> CullPolicy {
-    let config = crate::config::FileConfig::parse(rules).unwrap();
+    let config = crate::config::parse(rules).unwrap();
     CullPolicy {
         timeout_secs: 3600,
         user_timeout_secs: 3600,
