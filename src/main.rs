@@ -1,15 +1,17 @@
 //! The `jupyterhub-idle-culler-rs` command: parse, validate, log, run.
 
+use actix::Actor;
 use jupyterhub_idle_culler_rs::cli::{self, CliOutcome};
 use jupyterhub_idle_culler_rs::config;
 use jupyterhub_idle_culler_rs::exit::Exit;
 use jupyterhub_idle_culler_rs::logging::{Log, LogLevel};
 use jupyterhub_idle_culler_rs::metrics::Metrics;
-use jupyterhub_idle_culler_rs::pipeline::supervisor;
+use jupyterhub_idle_culler_rs::pipeline::supervisor::Supervisor;
 use jupyterhub_idle_culler_rs::serve::{self, Routes};
 use jupyterhub_idle_culler_rs::settings::Settings;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 fn main() -> ExitCode {
     let raw = match cli::parse(std::env::args_os()) {
@@ -72,7 +74,7 @@ fn main() -> ExitCode {
             );
             actix_rt::spawn(serve::serve(listener, metrics.clone(), routes, log.clone()));
         }
-        supervisor::start(&settings, &log, &metrics);
+        Supervisor::new(settings.clone(), Arc::clone(&metrics), log.clone()).start();
     });
     match system.run_with_code() {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

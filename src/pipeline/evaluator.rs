@@ -5,8 +5,8 @@
 
 use super::chaos::{self, Site};
 use super::executor::{Announce, DeleteUser, StopServer};
-use super::guard::{self, guarded, RestartBudget, Restartable};
-use super::pool::{CommandError, ExecutorPool};
+use super::guard::{self, guarded, Restartable, Restarted};
+use super::pool::{CommandError, Pool};
 use super::Tally;
 use crate::decision::{Action, Decision, MaybeElapsed, Reason};
 use crate::hub::{DeleteOutcome, HubError, Server, StopOutcome, User};
@@ -39,9 +39,9 @@ pub struct Mode {
 /// Judges users and dispatches commands; holds no per-pass state.
 pub struct Evaluator {
     policy: Rc<CullPolicy>,
-    pool: ExecutorPool,
+    pool: Pool,
     mode: Rc<Mode>,
-    budget: Rc<RestartBudget>,
+    restarts: Recipient<Restarted>,
     log: Log,
 }
 
@@ -49,16 +49,16 @@ impl Evaluator {
     /// An evaluator applying `policy` through `pool`, as `mode` says.
     pub fn new(
         policy: CullPolicy,
-        pool: ExecutorPool,
+        pool: Pool,
         mode: Mode,
-        budget: Rc<RestartBudget>,
+        restarts: Recipient<Restarted>,
         log: Log,
     ) -> Self {
         Evaluator {
             policy: Rc::new(policy),
             pool,
             mode: Rc::new(mode),
-            budget,
+            restarts,
             log,
         }
     }
@@ -81,8 +81,8 @@ impl Restartable for Evaluator {
     fn log(&self) -> &Log {
         &self.log
     }
-    fn budget(&self) -> &RestartBudget {
-        &self.budget
+    fn restarts(&self) -> &Recipient<Restarted> {
+        &self.restarts
     }
 }
 
@@ -132,7 +132,7 @@ impl Handler<EvaluatePage> for Evaluator {
 /// Everything needed to handle one user.
 struct UserJob {
     policy: Rc<CullPolicy>,
-    pool: ExecutorPool,
+    pool: Pool,
     mode: Rc<Mode>,
     log: Log,
     now: DateTime<Utc>,

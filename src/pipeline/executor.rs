@@ -1,24 +1,21 @@
-//! The Executor: sends one request to the hub at a time.
+//! The Executor: carries one request to the hub and back.
 //!
 //! Every request the culler makes (the version, each page of users, each
-//! stop and delete) is carried out by an executor, and each handles one at
-//! a time (its handler is atomic: the next message waits until the request
-//! is answered). The pool ([`super::pool`]) starts `--concurrency` of them,
-//! so the pool's size is the concurrency bound, and the only place it is
-//! enforced. An executor makes one attempt; retrying is the pool's job, so
-//! that a backoff never holds an executor idle.
+//! stop and delete) is carried by an executor, and the pool
+//! ([`super::pool`]) hands an executor a request only when it carries none:
+//! the pool's `--concurrency` executors are the bound. An executor makes
+//! one attempt; retrying is the pool's job, so that a backoff never holds
+//! an executor idle.
 
 use super::chaos::{self, Site};
-use super::gate::Lane;
-use super::guard::{self, guarded, RestartBudget, Restartable};
-use super::shutdown::Shutdown;
+use super::guard::{self, guarded, Restartable, Restarted};
+use super::pool::Lane;
 use crate::hub::{
     DeleteOutcome, HubClient, HubError, HubVersion, StopOutcome, TokenOwner, UserList, UserQuery,
 };
 use crate::logging::{info_fields, Fields, Log};
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
-use std::rc::Rc;
 
 /// One kind of request to the hub: what it is called in logs and how the
 /// client carries it out.
@@ -27,8 +24,8 @@ pub trait Call: Clone + Send + 'static {
     type Output: Send + 'static;
     /// `METHOD path`, for logs about requests on the wire.
     fn describe(&self) -> String;
-    /// Which line it waits in for a place on the wire (see
-    /// [`super::gate`]): commands unless it is a read the pipeline waits on.
+    /// Which lane of the pool's line it waits in (see [`super::pool`]):
+    /// commands unless it is a read the pipeline waits on.
     fn lane(&self) -> Lane {
         Lane::Act
     }
@@ -163,33 +160,28 @@ pub enum AttemptError {
     Hub(HubError),
     /// Not sent: the culler is stopping.
     NotSent,
+    /// Not sent: a request of this pass found the hub unreachable.
+    HubDown,
     /// The executor crashed while carrying it out (and is being restarted).
     Crashed,
 }
 
-/// Sends requests to the hub, one at a time.
+/// Carries requests to the hub, one at a time (the pool sees to that).
 pub struct Executor {
     number: usize,
     client: HubClient,
-    shutdown: Rc<Shutdown>,
-    budget: Rc<RestartBudget>,
+    restarts: Recipient<Restarted>,
     log: Log,
 }
 
 impl Executor {
-    /// Executor number `number` (for logs), sharing `client`'s connections.
-    pub fn new(
-        number: usize,
-        client: HubClient,
-        shutdown: Rc<Shutdown>,
-        budget: Rc<RestartBudget>,
-        log: Log,
-    ) -> Self {
+    /// Executor number `number` (for logs), sharing `client`'s connections;
+    /// its restarts are told to `restarts`.
+    pub fn new(number: usize, client: HubClient, restarts: Recipient<Restarted>, log: Log) -> Self {
         Executor {
             number,
             client,
-            shutdown,
-            budget,
+            restarts,
             log,
         }
     }
@@ -212,37 +204,30 @@ impl Restartable for Executor {
     fn log(&self) -> &Log {
         &self.log
     }
-    fn budget(&self) -> &RestartBudget {
-        &self.budget
+    fn restarts(&self) -> &Recipient<Restarted> {
+        &self.restarts
     }
 }
 
 impl<C: Call> Handler<Attempt<C>> for Executor {
-    /// Atomic: the executor takes its next message only once this request
-    /// is answered. This is what makes the pool's size the bound.
-    type Result = AtomicResponse<Self, Result<C::Output, AttemptError>>;
+    type Result = ResponseActFuture<Self, Result<C::Output, AttemptError>>;
 
     fn handle(&mut self, attempt: Attempt<C>, _ctx: &mut Context<Self>) -> Self::Result {
-        AtomicResponse::new(guarded(
+        guarded(
             self,
             |executor| {
                 let client = executor.client.clone();
-                let shutdown = Rc::clone(&executor.shutdown);
                 let log = executor.log.clone();
                 async move {
-                    if shutdown.is_stopping() {
-                        return Err(AttemptError::NotSent);
-                    }
                     chaos::maybe_panic(Site::Executor);
                     if let Some(announce) = attempt.announce {
                         info_fields!(log, announce.fields, "{}", announce.line);
                     }
-                    let _on_the_wire = shutdown.on_the_wire(attempt.call.describe());
                     attempt.call.run(client).await.map_err(AttemptError::Hub)
                 }
             },
             || Err(AttemptError::Crashed),
-        ))
+        )
     }
 }
 

@@ -1,5 +1,5 @@
 //! The handler boundary every actor's work passes through, and the restart
-//! budget: what makes the Supervisor real.
+//! budget: what makes the supervision real.
 //!
 //! actix restarts a supervised actor only when its context stops, and a
 //! panic does not stop it: left alone, a panic in a handler closes the
@@ -10,18 +10,16 @@
 //! never silently lost), and stops the actor; `actix::Supervisor` then
 //! restarts it in place (same address, its mailbox and queued messages
 //! kept) and [`Restartable::restarted`] gives it fresh state. Every restart
-//! is counted against a [`RestartBudget`]: a culler that keeps crashing
-//! exits so that JupyterHub or Kubernetes starts a fresh process.
+//! is told to the Supervisor actor, which counts it against its
+//! [`RestartBudget`]: a culler that keeps crashing exits so that
+//! JupyterHub or Kubernetes starts a fresh process.
 
-use crate::exit::Exit;
 use crate::logging::{error, panic_text, Log};
 use actix::prelude::*;
 use futures_util::FutureExt;
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// An actor whose handlers run through [`guarded`].
@@ -30,17 +28,25 @@ pub trait Restartable: Actor<Context = Context<Self>> + Supervised {
     fn name(&self) -> String;
     /// Where its crash is logged.
     fn log(&self) -> &Log;
-    /// The budget its restarts count against.
-    fn budget(&self) -> &RestartBudget;
+    /// Who counts its restarts (the Supervisor).
+    fn restarts(&self) -> &Recipient<Restarted>;
     /// Resets its state for the restart (called from `Supervised::restarting`).
     fn restarted(&mut self) {}
 }
 
-/// What every actor's `Supervised::restarting` does: count the restart
-/// (ending the process once the budget is spent) and reset the actor.
+/// What every actor's `Supervised::restarting` does: tell the Supervisor
+/// (which ends the process once the budget is spent) and reset the actor.
 pub fn restarting<A: Restartable>(actor: &mut A) {
-    actor.budget().spend(&actor.name(), Instant::now());
+    actor.restarts().do_send(Restarted { who: actor.name() });
     actor.restarted();
+}
+
+/// An actor was restarted after a crash: counted against the budget.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Restarted {
+    /// The actor, as its log lines name it ("executor 3").
+    pub who: String,
 }
 
 /// Runs a handler's `work` so that a panic in it, or in the future it
@@ -118,54 +124,38 @@ impl Default for RestartLimit {
     }
 }
 
-/// The restarts of the last `window`; shared by every actor of the process.
+/// The restarts of the last `window`, of every actor of the process: the
+/// Supervisor's to keep.
 pub struct RestartBudget {
     limit: RestartLimit,
-    recent: RefCell<VecDeque<Instant>>,
-    log: Log,
+    recent: VecDeque<Instant>,
 }
 
 impl RestartBudget {
     /// A fresh budget.
-    pub fn new(limit: RestartLimit, log: Log) -> Rc<Self> {
-        Rc::new(RestartBudget {
+    pub fn new(limit: RestartLimit) -> Self {
+        RestartBudget {
             limit,
-            recent: RefCell::new(VecDeque::new()),
-            log,
-        })
+            recent: VecDeque::new(),
+        }
     }
 
-    /// Counts one restart of `who` at `now`; when that is one too many,
-    /// logs why and ends the process with [`Exit::GaveUp`].
-    ///
-    /// At once, not through the actix System: an actor that fails as it
-    /// starts is restarted by its Supervisor within the same poll, again and
-    /// again, so the System would never get to run its stop (seen in the
-    /// tests: a scheduler panicking on every tick spun for ever).
-    pub fn spend(&self, who: &str, now: Instant) {
-        if self.admit(now) {
-            return;
-        }
-        error!(
-            self.log,
-            "The {who} failed again: more than {} restarts in {} s; exiting so that a fresh culler is started (JupyterHub restarts its managed services; Kubernetes its pods)",
-            self.limit.restarts,
-            self.limit.window.as_secs()
-        );
-        std::process::exit(Exit::GaveUp.code());
+    /// The limit it holds restarts to.
+    pub fn limit(&self) -> RestartLimit {
+        self.limit
     }
 
     /// Records a restart at `now`; `false` when it exceeds the limit.
-    fn admit(&self, now: Instant) -> bool {
-        let mut recent = self.recent.borrow_mut();
-        while recent
+    pub fn admit(&mut self, now: Instant) -> bool {
+        while self
+            .recent
             .front()
             .is_some_and(|&then| now.duration_since(then) >= self.limit.window)
         {
-            recent.pop_front();
+            self.recent.pop_front();
         }
-        recent.push_back(now);
-        recent.len() <= self.limit.restarts
+        self.recent.push_back(now);
+        self.recent.len() <= self.limit.restarts
     }
 }
 
@@ -173,19 +163,16 @@ impl RestartBudget {
 mod tests {
     use super::*;
 
-    fn budget(restarts: usize, secs: u64) -> Rc<RestartBudget> {
-        RestartBudget::new(
-            RestartLimit {
-                restarts,
-                window: Duration::from_secs(secs),
-            },
-            Log::discard(),
-        )
+    fn budget(restarts: usize, secs: u64) -> RestartBudget {
+        RestartBudget::new(RestartLimit {
+            restarts,
+            window: Duration::from_secs(secs),
+        })
     }
 
     #[test]
     fn the_budget_allows_the_limit_within_the_window_and_not_one_more() {
-        let budget = budget(5, 60);
+        let mut budget = budget(5, 60);
         let t0 = Instant::now();
         for i in 0..5 {
             assert!(budget.admit(t0 + Duration::from_secs(i)), "restart {i}");
@@ -195,7 +182,7 @@ mod tests {
 
     #[test]
     fn restarts_older_than_the_window_no_longer_count() {
-        let budget = budget(2, 60);
+        let mut budget = budget(2, 60);
         let t0 = Instant::now();
         assert!(budget.admit(t0));
         assert!(budget.admit(t0 + Duration::from_secs(30)));
@@ -204,11 +191,25 @@ mod tests {
         assert!(!budget.admit(t0 + Duration::from_secs(61)));
     }
 
+    /// Counts the restarts it is told of.
+    struct Counter(std::rc::Rc<std::cell::RefCell<Vec<String>>>);
+
+    impl Actor for Counter {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Restarted> for Counter {
+        type Result = ();
+        fn handle(&mut self, msg: Restarted, _ctx: &mut Context<Self>) {
+            self.0.borrow_mut().push(msg.who);
+        }
+    }
+
     /// A minimal guarded actor: panics on demand, counts restarts.
     struct Fragile {
-        budget: Rc<RestartBudget>,
+        told: Recipient<Restarted>,
         log: Log,
-        restarts: Rc<std::cell::Cell<u32>>,
+        restarts: std::rc::Rc<std::cell::Cell<u32>>,
     }
 
     impl Actor for Fragile {
@@ -228,8 +229,8 @@ mod tests {
         fn log(&self) -> &Log {
             &self.log
         }
-        fn budget(&self) -> &RestartBudget {
-            &self.budget
+        fn restarts(&self) -> &Recipient<Restarted> {
+            &self.told
         }
         fn restarted(&mut self) {
             self.restarts.set(self.restarts.get() + 1);
@@ -267,11 +268,15 @@ mod tests {
 
     #[actix_rt::test]
     async fn a_panic_anywhere_in_a_handler_answers_and_restarts_the_actor() {
+        use std::rc::Rc;
         let restarts = Rc::new(std::cell::Cell::new(0));
+        let told = Rc::new(std::cell::RefCell::new(Vec::new()));
+        let counter = Counter(Rc::clone(&told)).start();
         let addr = {
             let restarts = Rc::clone(&restarts);
+            let told = counter.clone().recipient();
             actix::Supervisor::start(move |_| Fragile {
-                budget: budget(5, 60),
+                told,
                 log: Log::discard(),
                 restarts,
             })
@@ -282,5 +287,9 @@ mod tests {
         assert_eq!(addr.send(Work(2)).await.unwrap(), Err("crashed"));
         assert_eq!(addr.send(Work(0)).await.unwrap(), Ok("done"));
         assert_eq!(restarts.get(), 2);
+        // The restarts were told (the messages are on their way: one more
+        // round trip to the counter delivers them).
+        let _ = counter.send(Restarted { who: "end".into() }).await;
+        assert_eq!(*told.borrow(), ["fragile", "fragile", "end"]);
     }
 }

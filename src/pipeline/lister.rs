@@ -17,11 +17,10 @@
 use super::chaos::{self, Site};
 use super::evaluator::{EvaluatePage, Evaluator};
 use super::executor::{GetTokenOwner, GetVersion, ListUsers};
-use super::guard::{self, guarded, RestartBudget, Restartable};
-use super::pool::{CommandError, ExecutorPool, NotSent};
+use super::guard::{self, guarded, Restartable, Restarted};
+use super::pool::{CommandError, NotSent, Pool};
 use super::walk::{Filter, PageRequest, PageSeen, PageWalk};
 use super::Tally;
-use crate::exit::Exit;
 use crate::hub::{HubError, HubVersion, UserList, UserQuery, UserState};
 use crate::logging::{debug, error, info, warning, Log};
 use crate::rules::ScopeNeed;
@@ -29,7 +28,6 @@ use actix::prelude::*;
 use futures_util::future::{select, Either, LocalBoxFuture};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
-use std::cell::Cell;
 use std::collections::{BTreeSet, VecDeque};
 use std::rc::Rc;
 
@@ -76,20 +74,21 @@ pub struct RunPass;
 /// Lists users and feeds the Evaluator.
 pub struct Lister {
     walk: Walk,
-    budget: std::rc::Rc<RestartBudget>,
+    /// Whether the token's scopes were found to show what the policy rules
+    /// match on (checked once; it survives the Lister's restarts).
+    scopes_checked: bool,
+    restarts: Recipient<Restarted>,
 }
 
 /// The pass's parameters, cloned into the pass's future.
 #[derive(Clone)]
 struct Walk {
-    pool: ExecutorPool,
+    pool: Pool,
     evaluator: Addr<Evaluator>,
     page_size: Option<u64>,
     cull_users: bool,
     /// The scopes the policy rules need, checked once against the token.
     scope_needs: Rc<[ScopeNeed]>,
-    /// Whether that check was done (it survives the Lister's restarts).
-    scopes_checked: Rc<Cell<bool>>,
     log: Log,
 }
 
@@ -99,12 +98,12 @@ impl Lister {
     /// default); with `cull_users` the users without running servers are
     /// listed too.
     pub fn new(
-        pool: ExecutorPool,
+        pool: Pool,
         evaluator: Addr<Evaluator>,
         page_size: Option<u64>,
         cull_users: bool,
         scope_needs: Vec<ScopeNeed>,
-        budget: std::rc::Rc<RestartBudget>,
+        restarts: Recipient<Restarted>,
         log: Log,
     ) -> Self {
         Lister {
@@ -114,10 +113,10 @@ impl Lister {
                 page_size,
                 cull_users,
                 scope_needs: scope_needs.into(),
-                scopes_checked: Rc::new(Cell::new(false)),
                 log,
             },
-            budget,
+            scopes_checked: false,
+            restarts,
         }
     }
 }
@@ -139,8 +138,8 @@ impl Restartable for Lister {
     fn log(&self) -> &Log {
         &self.walk.log
     }
-    fn budget(&self) -> &RestartBudget {
-        &self.budget
+    fn restarts(&self) -> &Recipient<Restarted> {
+        &self.restarts
     }
 }
 
@@ -149,16 +148,23 @@ impl Handler<RunPass> for Lister {
     type Result = AtomicResponse<Self, Tally>;
 
     fn handle(&mut self, _msg: RunPass, _ctx: &mut Context<Self>) -> Self::Result {
-        AtomicResponse::new(guarded(
-            self,
-            |lister| {
-                let walk = lister.walk.clone();
-                async move {
-                    chaos::maybe_panic(Site::Lister);
-                    walk.pass().await
-                }
-            },
-            Tally::failure,
+        AtomicResponse::new(Box::pin(
+            guarded(
+                self,
+                |lister| {
+                    let walk = lister.walk.clone();
+                    let checked = lister.scopes_checked;
+                    async move {
+                        chaos::maybe_panic(Site::Lister);
+                        walk.pass(checked).await
+                    }
+                },
+                || (Tally::failure(), false),
+            )
+            .map(|(tally, checked), lister, _ctx| {
+                lister.scopes_checked |= checked;
+                tally
+            }),
         ))
     }
 }
@@ -229,8 +235,10 @@ impl PassTally {
 }
 
 impl Walk {
-    async fn pass(self) -> Tally {
-        self.pool.begin_pass();
+    /// One pass; `scopes_checked`: whether the token's scopes were checked
+    /// already. Answers the pass's tally and whether they are checked now.
+    async fn pass(self, scopes_checked: bool) -> (Tally, bool) {
+        self.pool.begin_pass().await;
         let mut pass = PassTally {
             tally: Tally::default(),
             logged: BTreeSet::new(),
@@ -248,17 +256,14 @@ impl Walk {
                 tally.listings_cut_short += 1;
                 tally.hub_down |= down;
                 pass.add(tally, &self.log);
-                return pass.tally;
+                return (pass.tally, scopes_checked);
             }
         };
         debug!(self.log, "JupyterHub {version}");
-        if !self.scopes_checked.get() && !self.scope_needs.is_empty() {
-            match self.check_scopes(&version).await {
-                Ok(()) => self.scopes_checked.set(true),
-                Err(tally) => {
-                    pass.add(tally, &self.log);
-                    return pass.tally;
-                }
+        if !scopes_checked && !self.scope_needs.is_empty() {
+            if let Err(tally) = self.check_scopes(&version).await {
+                pass.add(tally, &self.log);
+                return (pass.tally, false);
             }
         }
         if version.has_state_filter() {
@@ -273,14 +278,15 @@ impl Walk {
             // Before 1.3 there is no filter: every user, judged here.
             self.list(&version, None, &mut pass).await;
         }
-        pass.tally.hub_down |= self.pool.found_hub_down();
-        pass.tally
+        pass.tally.hub_down |= self.pool.found_hub_down().await;
+        (pass.tally, true)
     }
 
     /// Checks, before anything is culled, that the token's scopes show
     /// what the policy rules match on: a rule on groups the hub hides would
     /// never match, and its exemptions would silently not protect anyone.
-    /// A token that cannot show them ends the culler (exit 2).
+    /// A token that cannot show them ends the culler (exit 2): the tally
+    /// says so.
     async fn check_scopes(&self, version: &HubVersion) -> Result<(), Tally> {
         let scopes = match self.pool.call(GetTokenOwner, None).await {
             Ok(owner) => owner.scopes,
@@ -311,8 +317,11 @@ impl Walk {
             "Stopping before culling anything: the policy rules cannot be applied with this token (its scopes: {})",
             scopes.join(", ")
         );
-        // Nothing is in flight yet: end here, as a usage error would at start.
-        std::process::exit(Exit::Usage.code())
+        // Nothing was culled: the culler ends, as a usage error would at start.
+        Err(Tally {
+            fatal: true,
+            ..Tally::failure()
+        })
     }
 
     /// Walks one listing (one `state`) to the end, as [`PageWalk`] plans:
@@ -428,12 +437,13 @@ impl Walk {
         pass: &mut PassTally,
     ) {
         loop {
-            if room_for_a_page(acting.len(), self.pool.backlog(), self.pool.size()) {
+            // Asked for the next release first, then the load: no release of
+            // an executor between the two is missed.
+            let released = std::pin::pin!(self.pool.next_release());
+            let load = self.pool.load().await;
+            if room_for_a_page(acting.len(), load.backlog, load.size) {
                 return;
             }
-            // Checked and now awaited without yielding in between: no
-            // release of a place on the wire is missed.
-            let released = std::pin::pin!(self.pool.released());
             match select(acting.next(), released).await {
                 Either::Left((Some(done), _)) => pass.add(done, &self.log),
                 Either::Left((None, _)) | Either::Right(_) => {}
@@ -455,7 +465,7 @@ impl Walk {
         pass: &mut PassTally,
     ) -> Result<UserList, CommandError> {
         loop {
-            let released = std::pin::pin!(self.pool.released());
+            let released = std::pin::pin!(self.pool.next_release());
             match select(&mut *fetching, released).await {
                 Either::Left((answer, _)) => return answer,
                 Either::Right(_) => self.read_ahead(walk, state, ahead, acting, pass).await,
@@ -497,7 +507,8 @@ impl Walk {
         // again (one thread, woken first): only then does the backlog say
         // whether the executors may run dry.
         actix_rt::task::yield_now().await;
-        if self.pool.backlog() >= self.pool.size() {
+        let load = self.pool.load().await;
+        if load.backlog >= load.size {
             return;
         }
         // Pages acted on to the end hold no memory any more.

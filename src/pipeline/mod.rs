@@ -14,12 +14,10 @@
 mod chaos;
 pub mod evaluator;
 pub mod executor;
-pub mod gate;
 pub mod guard;
 pub mod lister;
 pub mod pool;
 pub mod scheduler;
-pub mod shutdown;
 pub mod supervisor;
 pub mod walk;
 
@@ -63,6 +61,10 @@ pub struct Tally {
     /// up because no connection could be made or no answer came): the
     /// Scheduler then watches for it to come back.
     pub hub_down: bool,
+    /// Whether the culler cannot work as configured (a token that cannot
+    /// show what the policy rules match on): the Scheduler asks the
+    /// Supervisor to end the process (exit 2) after this pass.
+    pub fatal: bool,
 }
 
 /// Requests refused for one reason.
@@ -119,6 +121,7 @@ impl AddAssign for Tally {
         self.not_sent += other.not_sent;
         self.listings_cut_short += other.listings_cut_short;
         self.hub_down |= other.hub_down;
+        self.fatal |= other.fatal;
         for (key, refusal) in other.refusals {
             self.refusals
                 .entry(key)
@@ -211,6 +214,7 @@ mod tests {
             refusals: BTreeMap::new(),
             listings_cut_short: n + 9,
             hub_down: n == 10,
+            fatal: n == 100,
         };
         let mut sum = part(10);
         sum += part(100);
@@ -227,6 +231,7 @@ mod tests {
             expected.listings_cut_short += 9;
             // Down in one part is down in the sum.
             expected.hub_down = true;
+            expected.fatal = true;
             expected
         });
     }
@@ -263,6 +268,7 @@ mod tests {
             refusals: BTreeMap::new(),
             listings_cut_short: 2,
             hub_down: false,
+            fatal: false,
         };
         tally.refused(&forbidden("x"));
         let text = tally.to_string();

@@ -1,40 +1,56 @@
-//! The executor pool: the one owner of `--concurrency`, and of retries.
+//! The executor pool: the actor that owns `--concurrency`, the line of
+//! requests waiting for an executor, the hub's outage and the retries.
 //!
-//! Every request to the hub goes through [`ExecutorPool::call`], which waits
-//! at the pool's gate ([`super::gate`]: one permit per executor, page reads
-//! served before queued stops) and then hands it to an idle executor. The
-//! pool holds exactly `--concurrency` executors, each sending one request
-//! at a time, so no more than that many requests are ever outstanding:
-//! lists and deletes alike, whichever actor asked. Nothing else limits requests (the HTTP client's
-//! own connection limit is off), so a broken bound shows in the tests.
+//! **The bound.** The pool holds `--concurrency` [`Executor`]s and hands a
+//! request only to an idle one, which carries it to the hub and back; a
+//! request that finds none idle waits in the pool's line. So no more than
+//! `--concurrency` requests are ever outstanding, lists and deletes alike,
+//! whichever actor asked; this is the one place that bounds them (the HTTP
+//! client's own connection limit is off, so a broken bound shows in the
+//! tests).
 //!
-//! An executor that fails is restarted by its Supervisor before any other
-//! message is handled (in the same poll), keeping its address and its queue:
-//! there is no moment when routing to it would lose work, so the pool needs
-//! no record of which executors are up. The request it was carrying is
-//! answered [`CommandError::Crashed`].
+//! **The order.** The line has two lanes: reads the pipeline waits on (the
+//! version, the token's scopes, a page of users) go before queued stops and
+//! deletes, so the next page's stops are queued before this page's run out
+//! and the executors do not idle at page boundaries. Within a lane, first
+//! come, first served.
 //!
-//! A request that fails in a way that may pass on a second try is sent
-//! again within the pass, after a jittered backoff ([`RetryPolicy`]), each
-//! retry logged at WARN with its reason. Waiting does not hold an executor.
-//! Once a request gives up because the hub cannot be reached at all, the
-//! rest of the pass is not sent (one error, not one per user); the next
-//! pass tries again.
+//! **Retries.** A request that fails in a way that may pass on a second try
+//! is sent again within the pass, after a jittered backoff
+//! ([`RetryPolicy`]), each retry logged at WARN with its reason; waiting
+//! holds no executor. Once a request gives up because the hub cannot be
+//! reached at all, the rest of the pass is not sent (one error, not one per
+//! user); the next pass tries again.
+//!
+//! **Stopping.** Once told the culler stops, the pool sends nothing new and
+//! retries nothing; what is on the wire finishes, and [`InFlight`] names
+//! it.
+//!
+//! Other actors reach the pool through a [`Pool`] handle, whose
+//! [`Pool::call`] is one request with its retries.
 
 use super::executor::{Announce, Attempt, AttemptError, Call, Executor, GetVersion};
-use super::gate::Gate;
-use super::shutdown::Shutdown;
 use crate::hub::retry::{GiveUp, Jitter, RetryDecision, RetryPolicy};
 use crate::hub::{HubError, HubVersion};
 use crate::logging::{info, warning, Log};
 use crate::metrics::Metrics;
 use actix::prelude::*;
-use futures_util::future::{select, Either};
-use std::cell::{Cell, RefCell};
+use futures_util::future::{select, Either, LocalBoxFuture};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Which lane of the line a request waits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Reads the pipeline waits on: the version, the token's scopes, a page
+    /// of users. Served first.
+    Read,
+    /// Commands: stops and deletes.
+    Act,
+}
 
 /// Why a command produced no answer from the hub.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,102 +98,351 @@ impl fmt::Display for CommandError {
     }
 }
 
-/// One executor and its load: requests handed to it and not yet answered
-/// (queued or on the wire).
-struct Member {
-    addr: Addr<Executor>,
-    load: Cell<usize>,
+/// A request waiting for an executor: what it is, and how to hand it over.
+struct Job {
+    description: String,
+    start: Box<dyn FnOnce(Addr<Executor>) -> LocalBoxFuture<'static, ()>>,
 }
 
-struct Inner {
-    members: Vec<Member>,
-    /// One permit per executor: a request is handed to an executor only
-    /// when one is free, reads first (see [`super::gate`]).
-    gate: Rc<Gate>,
-    retry: RetryPolicy,
-    jitter: RefCell<Jitter>,
-    shutdown: Rc<Shutdown>,
-    metrics: Arc<Metrics>,
+/// The pool; see the module documentation.
+pub struct ExecutorPool {
+    executors: Vec<Addr<Executor>>,
+    /// The executors that carry nothing now.
+    idle: Vec<usize>,
+    reads: VecDeque<Job>,
+    acts: VecDeque<Job>,
+    /// What each busy executor carries, by executor.
+    on_the_wire: BTreeMap<usize, String>,
+    /// Woken at the next answer ([`NextRelease`]).
+    release_waiters: Vec<oneshot::Sender<()>>,
+    /// Woken when the culler starts stopping ([`UntilStopping`]).
+    stop_waiters: Vec<oneshot::Sender<()>>,
     /// Set when a request gave up because the hub is unreachable; cleared
     /// at the start of each pass.
-    outage: RefCell<Option<HubError>>,
+    outage: Option<HubError>,
+    stopping: bool,
+    retry: RetryPolicy,
+    jitter: Jitter,
+    metrics: Arc<Metrics>,
     log: Log,
 }
 
-/// The executors, shared by the actors that need the hub.
-#[derive(Clone)]
-pub struct ExecutorPool(Rc<Inner>);
-
 impl ExecutorPool {
-    /// A pool of the given executors.
+    /// A pool of `executors`, retrying as `retry` says.
     pub fn new(
         executors: Vec<Addr<Executor>>,
         retry: RetryPolicy,
-        shutdown: Rc<Shutdown>,
         metrics: Arc<Metrics>,
         log: Log,
     ) -> Self {
-        ExecutorPool(Rc::new(Inner {
-            gate: Gate::new(executors.len()),
-            members: executors
-                .into_iter()
-                .map(|addr| Member {
-                    addr,
-                    load: Cell::new(0),
-                })
-                .collect(),
+        ExecutorPool {
+            idle: (0..executors.len()).rev().collect(),
+            executors,
+            reads: VecDeque::new(),
+            acts: VecDeque::new(),
+            on_the_wire: BTreeMap::new(),
+            release_waiters: Vec::new(),
+            stop_waiters: Vec::new(),
+            outage: None,
+            stopping: false,
             retry,
-            jitter: RefCell::new(Jitter::new()),
-            shutdown,
+            jitter: Jitter::new(),
             metrics,
-            outage: RefCell::new(None),
             log,
-        }))
-    }
-
-    /// How many requests wait for an executor (see [`Gate::waiting`]).
-    pub fn backlog(&self) -> usize {
-        self.0.gate.waiting()
-    }
-
-    /// How many requests may be on the wire at once: `--concurrency`.
-    pub fn size(&self) -> usize {
-        self.0.members.len()
-    }
-
-    /// Resolves when a request's place on the wire comes free
-    /// ([`Gate::released`]).
-    pub fn released(&self) -> tokio::sync::futures::Notified<'_> {
-        self.0.gate.released()
-    }
-
-    /// A new pass begins: a hub that was unreachable is tried again.
-    pub fn begin_pass(&self) {
-        self.0.outage.borrow_mut().take();
-    }
-
-    /// Whether a request of this pass gave up because the hub could not be
-    /// reached (so the rest of the pass was not sent).
-    pub fn found_hub_down(&self) -> bool {
-        self.0.outage.borrow().is_some()
-    }
-
-    /// Asks the hub for its version once, whatever this pass found and
-    /// without retrying or logging: how the Scheduler watches for a hub
-    /// that stopped answering to come back.
-    pub async fn probe(&self) -> Result<HubVersion, CommandError> {
-        if self.0.shutdown.is_stopping() {
-            return Err(CommandError::NotSent(NotSent::Stopping));
         }
-        let attempt = Attempt {
-            call: GetVersion,
-            announce: None,
+    }
+
+    /// Requests waiting for an executor.
+    fn backlog(&self) -> usize {
+        self.reads.len() + self.acts.len()
+    }
+
+    /// Hands waiting requests to idle executors, reads first.
+    fn dispatch(&mut self, ctx: &mut Context<Self>) {
+        while let Some(&executor) = self.idle.last() {
+            let Some(job) = self.reads.pop_front().or_else(|| self.acts.pop_front()) else {
+                return;
+            };
+            self.idle.pop();
+            self.on_the_wire.insert(executor, job.description);
+            let carried = (job.start)(self.executors[executor].clone());
+            ctx.spawn(carried.into_actor(self).map(move |(), pool, ctx| {
+                pool.on_the_wire.remove(&executor);
+                pool.idle.push(executor);
+                for waiter in pool.release_waiters.drain(..) {
+                    let _ = waiter.send(());
+                }
+                pool.dispatch(ctx);
+            }));
+        }
+    }
+}
+
+impl Actor for ExecutorPool {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Its mailbox holds a request for every user of the pages being
+        // acted on: no sender should wait for room in it.
+        ctx.set_mailbox_capacity(0); // 0: unbounded
+    }
+}
+
+/// Send one attempt of a request through an idle executor (waiting in
+/// `lane` for one), unless the culler is stopping or, with `despite_outage`
+/// false, the hub was found down earlier in this pass.
+pub struct Dispatch<C> {
+    /// The attempt.
+    pub attempt: Attempt<C>,
+    /// Which lane it waits in.
+    pub lane: Lane,
+    /// Send it even when the hub was found down in this pass (a probe).
+    pub despite_outage: bool,
+}
+
+impl<C: Call> Message for Dispatch<C> {
+    type Result = Result<C::Output, AttemptError>;
+}
+
+impl<C: Call> Handler<Dispatch<C>> for ExecutorPool {
+    type Result = ResponseFuture<Result<C::Output, AttemptError>>;
+
+    fn handle(&mut self, msg: Dispatch<C>, ctx: &mut Context<Self>) -> Self::Result {
+        if self.stopping {
+            return Box::pin(std::future::ready(Err(AttemptError::NotSent)));
+        }
+        if self.outage.is_some() && !msg.despite_outage {
+            return Box::pin(std::future::ready(Err(AttemptError::HubDown)));
+        }
+        let (answered, answer) = oneshot::channel();
+        let attempt = msg.attempt;
+        let job = Job {
+            description: attempt.call.describe(),
+            start: Box::new(move |executor: Addr<Executor>| {
+                Box::pin(async move {
+                    // A closed mailbox cannot happen under the Supervisor (it
+                    // keeps the mailbox across restarts); if it did, the work
+                    // was lost with it.
+                    let result = executor
+                        .send(attempt)
+                        .await
+                        .unwrap_or(Err(AttemptError::Crashed));
+                    let _ = answered.send(result);
+                })
+            }),
         };
-        self.attempt(attempt).await.map_err(|err| match err {
-            AttemptError::Hub(error) => CommandError::Hub(error),
-            AttemptError::NotSent => CommandError::NotSent(NotSent::Stopping),
-            AttemptError::Crashed => CommandError::Crashed,
+        match msg.lane {
+            Lane::Read => self.reads.push_back(job),
+            Lane::Act => self.acts.push_back(job),
+        }
+        self.dispatch(ctx);
+        // Dropped unanswered only when the pool stopped with the job queued.
+        Box::pin(async move { answer.await.unwrap_or(Err(AttemptError::NotSent)) })
+    }
+}
+
+/// A failed attempt: retry it (after the wait), or give up. Logs the retry
+/// and counts it; a give-up because the hub is unreachable marks the pass's
+/// outage, so that the rest of the pass is not sent.
+pub struct Decide {
+    /// The attempt's failure.
+    pub error: HubError,
+    /// Retries made so far (0 after the first attempt).
+    pub retries_done: u32,
+    /// Time since the first attempt.
+    pub elapsed: Duration,
+}
+
+impl Message for Decide {
+    type Result = RetryDecision;
+}
+
+impl Handler<Decide> for ExecutorPool {
+    type Result = MessageResult<Decide>;
+
+    fn handle(&mut self, msg: Decide, _ctx: &mut Context<Self>) -> Self::Result {
+        if self.stopping {
+            return MessageResult(RetryDecision::GiveUp(GiveUp::Permanent));
+        }
+        let random = self.jitter.next_u64();
+        let decision = self
+            .retry
+            .decide(&msg.error, msg.retries_done, msg.elapsed, random);
+        match decision {
+            RetryDecision::GiveUp(GiveUp::Permanent) => {}
+            RetryDecision::GiveUp(_) => {
+                if msg.error.is_outage() {
+                    self.outage.get_or_insert(msg.error.clone());
+                }
+            }
+            RetryDecision::Wait(wait) => {
+                self.metrics.retry();
+                warning!(
+                    self.log,
+                    "{}; retry {} of {} in {:.1} s",
+                    msg.error,
+                    msg.retries_done + 1,
+                    self.retry.retries,
+                    wait.as_secs_f64()
+                );
+            }
+        }
+        MessageResult(decision)
+    }
+}
+
+/// Resolves when the culler starts stopping (at once if it has): a retry's
+/// backoff is cut short by it.
+pub struct UntilStopping;
+
+impl Message for UntilStopping {
+    type Result = ();
+}
+
+impl Handler<UntilStopping> for ExecutorPool {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: UntilStopping, _ctx: &mut Context<Self>) -> Self::Result {
+        if self.stopping {
+            return Box::pin(std::future::ready(()));
+        }
+        let (stopped, wait) = oneshot::channel();
+        self.stop_waiters.push(stopped);
+        Box::pin(async move {
+            let _ = wait.await;
         })
+    }
+}
+
+/// The culler is stopping: send nothing new and retry nothing; what is on
+/// the wire finishes.
+pub struct Stopping;
+
+impl Message for Stopping {
+    type Result = ();
+}
+
+impl Handler<Stopping> for ExecutorPool {
+    type Result = ();
+
+    fn handle(&mut self, _: Stopping, _ctx: &mut Context<Self>) {
+        self.stopping = true;
+        // Queued requests are answered "not sent" (their answer channels
+        // close with them).
+        self.reads.clear();
+        self.acts.clear();
+        for waiter in self.stop_waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+    }
+}
+
+/// What is on the wire now, oldest executor first: named when a stop
+/// leaves it unanswered.
+pub struct InFlight;
+
+impl Message for InFlight {
+    type Result = Vec<String>;
+}
+
+impl Handler<InFlight> for ExecutorPool {
+    type Result = MessageResult<InFlight>;
+
+    fn handle(&mut self, _: InFlight, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.on_the_wire.values().cloned().collect())
+    }
+}
+
+/// How loaded the pool is: requests waiting for an executor, and how many
+/// executors there are (`--concurrency`).
+pub struct Load;
+
+/// The answer to [`Load`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Loaded {
+    /// Requests waiting for an executor.
+    pub backlog: usize,
+    /// Executors: how many requests may be on the wire at once.
+    pub size: usize,
+}
+
+impl Message for Load {
+    type Result = Loaded;
+}
+
+impl Handler<Load> for ExecutorPool {
+    type Result = MessageResult<Load>;
+
+    fn handle(&mut self, _: Load, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(Loaded {
+            backlog: self.backlog(),
+            size: self.executors.len(),
+        })
+    }
+}
+
+/// Resolves at the next answer from the hub (an executor comes free).
+pub struct NextRelease;
+
+impl Message for NextRelease {
+    type Result = ();
+}
+
+impl Handler<NextRelease> for ExecutorPool {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: NextRelease, _ctx: &mut Context<Self>) -> Self::Result {
+        let (released, wait) = oneshot::channel();
+        self.release_waiters.push(released);
+        Box::pin(async move {
+            let _ = wait.await;
+        })
+    }
+}
+
+/// A pass begins: a hub that was unreachable is tried again.
+pub struct BeginPass;
+
+impl Message for BeginPass {
+    type Result = ();
+}
+
+impl Handler<BeginPass> for ExecutorPool {
+    type Result = ();
+
+    fn handle(&mut self, _: BeginPass, _ctx: &mut Context<Self>) {
+        self.outage = None;
+    }
+}
+
+/// Whether a request of this pass gave up because the hub could not be
+/// reached (so the rest of the pass was not sent).
+pub struct FoundHubDown;
+
+impl Message for FoundHubDown {
+    type Result = bool;
+}
+
+impl Handler<FoundHubDown> for ExecutorPool {
+    type Result = bool;
+
+    fn handle(&mut self, _: FoundHubDown, _ctx: &mut Context<Self>) -> bool {
+        self.outage.is_some()
+    }
+}
+
+/// The pool's address with the calls the pipeline makes through it.
+#[derive(Clone)]
+pub struct Pool {
+    addr: Addr<ExecutorPool>,
+    log: Log,
+}
+
+impl Pool {
+    /// The handle of the pool at `addr`; `log` is where a request that
+    /// succeeded on a retry says so.
+    pub fn new(addr: Addr<ExecutorPool>, log: Log) -> Self {
+        Pool { addr, log }
     }
 
     /// Sends `call` through an executor, retrying as the policy allows.
@@ -187,184 +452,112 @@ impl ExecutorPool {
         call: C,
         mut announce: Option<Announce>,
     ) -> Result<C::Output, CommandError> {
-        let inner = &self.0;
         let first = Instant::now();
         let mut retries = 0;
         loop {
-            if inner.shutdown.is_stopping() {
-                return Err(CommandError::NotSent(NotSent::Stopping));
-            }
-            if inner.outage.borrow().is_some() {
-                return Err(CommandError::NotSent(NotSent::HubDown));
-            }
             let attempt = Attempt {
                 call: call.clone(),
                 announce: announce.take(),
             };
-            let error = match self.attempt(attempt).await {
+            let dispatch = Dispatch {
+                lane: call.lane(),
+                attempt,
+                despite_outage: false,
+            };
+            let error = match self.ask(dispatch).await {
                 Ok(output) => {
                     if retries > 0 {
-                        info!(
-                            inner.log,
-                            "{} succeeded on retry {retries}",
-                            call.describe()
-                        );
+                        info!(self.log, "{} succeeded on retry {retries}", call.describe());
                     }
                     return Ok(output);
                 }
-                Err(AttemptError::NotSent) => return Err(CommandError::NotSent(NotSent::Stopping)),
-                Err(AttemptError::Crashed) => return Err(CommandError::Crashed),
-                Err(AttemptError::Hub(error)) => error,
+                Err(err) => match not_answered(err) {
+                    Ok(error) => error,
+                    Err(command) => return Err(command),
+                },
             };
-            let random = inner.jitter.borrow_mut().next_u64();
-            match inner.retry.decide(&error, retries, first.elapsed(), random) {
-                RetryDecision::GiveUp(GiveUp::Permanent) => return Err(CommandError::Hub(error)),
-                RetryDecision::GiveUp(why) => {
-                    if error.is_outage() {
-                        inner.outage.borrow_mut().get_or_insert(error.clone());
-                    }
-                    return Err(CommandError::GaveUp { error, why });
+            let decide = Decide {
+                error: error.clone(),
+                retries_done: retries,
+                elapsed: first.elapsed(),
+            };
+            match self.addr.send(decide).await {
+                Ok(RetryDecision::GiveUp(GiveUp::Permanent)) => {
+                    return Err(CommandError::Hub(error))
                 }
-                RetryDecision::Wait(wait) => {
+                Ok(RetryDecision::GiveUp(why)) => return Err(CommandError::GaveUp { error, why }),
+                Ok(RetryDecision::Wait(wait)) => {
                     retries += 1;
-                    inner.metrics.retry();
-                    warning!(
-                        inner.log,
-                        "{error}; retry {retries} of {} in {:.1} s",
-                        inner.retry.retries,
-                        wait.as_secs_f64()
-                    );
                     let sleep = std::pin::pin!(actix_rt::time::sleep(wait));
-                    let stop = std::pin::pin!(inner.shutdown.stopped());
+                    let stop = std::pin::pin!(self.addr.send(UntilStopping));
                     if let Either::Right(_) = select(sleep, stop).await {
                         return Err(CommandError::NotSent(NotSent::Stopping));
                     }
                 }
+                Err(_) => return Err(CommandError::NotSent(NotSent::Stopping)),
             }
         }
     }
 
-    /// One attempt, once the gate lets it on the wire, through an idle
-    /// executor (the least busy one: with one permit per executor, an idle
-    /// one is there).
-    async fn attempt<C: Call>(&self, attempt: Attempt<C>) -> Result<C::Output, AttemptError> {
-        let _permit = self.0.gate.enter(attempt.call.lane()).await;
-        let member = &self.0.members[least_loaded(self.0.members.iter().map(|m| &m.load))];
-        let _counted = Load::count(&member.load);
-        let answer = member.addr.send(attempt).await;
-        // A closed mailbox cannot happen under the Supervisor (it keeps the
-        // mailbox across restarts); if it did, the work was lost with it.
-        answer.unwrap_or(Err(AttemptError::Crashed))
+    /// Asks the hub for its version once, whatever this pass found and
+    /// without retrying or logging: how the Scheduler watches for a hub
+    /// that stopped answering to come back.
+    pub async fn probe(&self) -> Result<HubVersion, CommandError> {
+        let dispatch = Dispatch {
+            attempt: Attempt {
+                call: GetVersion,
+                announce: None,
+            },
+            lane: Lane::Read,
+            despite_outage: true,
+        };
+        match self.ask(dispatch).await {
+            Ok(version) => Ok(version),
+            Err(err) => Err(not_answered(err).map_or_else(|err| err, CommandError::Hub)),
+        }
+    }
+
+    /// How loaded the pool is.
+    pub async fn load(&self) -> Loaded {
+        self.addr.send(Load).await.unwrap_or(Loaded {
+            backlog: 0,
+            size: 1,
+        })
+    }
+
+    /// Resolves at the next answer from the hub.
+    pub async fn next_release(&self) {
+        let _ = self.addr.send(NextRelease).await;
+    }
+
+    /// A new pass begins.
+    pub async fn begin_pass(&self) {
+        let _ = self.addr.send(BeginPass).await;
+    }
+
+    /// Whether this pass found the hub unreachable.
+    pub async fn found_hub_down(&self) -> bool {
+        self.addr.send(FoundHubDown).await.unwrap_or(false)
+    }
+
+    async fn ask<C: Call>(&self, dispatch: Dispatch<C>) -> Result<C::Output, AttemptError> {
+        self.addr
+            .send(dispatch)
+            .await
+            .unwrap_or(Err(AttemptError::NotSent))
     }
 }
 
-/// One request counted in an executor's load for as long as it lives, so
-/// that a caller that goes away (its page abandoned) does not leave the
-/// count raised for ever.
-struct Load<'a>(&'a Cell<usize>);
-
-impl<'a> Load<'a> {
-    fn count(load: &'a Cell<usize>) -> Self {
-        load.set(load.get() + 1);
-        Load(load)
+/// The hub's error of an attempt that reached it, else what becomes of the
+/// command.
+fn not_answered(err: AttemptError) -> Result<HubError, CommandError> {
+    match err {
+        AttemptError::Hub(error) => Ok(error),
+        AttemptError::NotSent => Err(CommandError::NotSent(NotSent::Stopping)),
+        AttemptError::HubDown => Err(CommandError::NotSent(NotSent::HubDown)),
+        AttemptError::Crashed => Err(CommandError::Crashed),
     }
-}
-
-impl Drop for Load<'_> {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
-    }
-}
-
-/// The index of the least loaded executor (the first of equals).
-fn least_loaded<'a>(loads: impl Iterator<Item = &'a Cell<usize>>) -> usize {
-    loads
-        .enumerate()
-        .min_by_key(|(_, load)| load.get())
-        .map_or(0, |(index, _)| index)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn loads(values: &[usize]) -> Vec<Cell<usize>> {
-        values.iter().map(|&v| Cell::new(v)).collect()
-    }
-
-    /// The Lister reads the backlog and the size to decide whether to hand
-    /// over another page: with every executor busy on a request the hub
-    /// never answers, the requests beyond them wait at the gate.
-    #[test]
-    fn the_backlog_counts_the_requests_waiting_for_an_executor() {
-        use super::super::executor::GetVersion;
-        use super::super::guard::{RestartBudget, RestartLimit};
-        use crate::hub::{ApiToken, HubClient, HubConfig};
-        use crate::logging::Log;
-        use std::time::Duration;
-
-        // Accepts connections (the kernel does) and never answers.
-        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = silent.local_addr().expect("address").port();
-        actix_rt::System::new().block_on(async move {
-            let metrics = Metrics::new();
-            let config = HubConfig {
-                base_url: format!("http://127.0.0.1:{port}/hub/api"),
-                token: ApiToken::new("token".into()),
-                request_timeout: Duration::from_secs(60),
-                tls: None,
-            };
-            let client = HubClient::new(&config, Arc::new(crate::hub::Unobserved));
-            let shutdown = Shutdown::new();
-            let budget = RestartBudget::new(RestartLimit::default(), Log::discard());
-            let executors = (1..=3)
-                .map(|n| {
-                    Executor::new(
-                        n,
-                        client.clone(),
-                        Rc::clone(&shutdown),
-                        Rc::clone(&budget),
-                        Log::discard(),
-                    )
-                    .start()
-                })
-                .collect();
-            let pool = ExecutorPool::new(
-                executors,
-                RetryPolicy::default(),
-                shutdown,
-                metrics,
-                Log::discard(),
-            );
-            assert_eq!((pool.size(), pool.backlog()), (3, 0));
-            for _ in 0..5 {
-                let pool = pool.clone();
-                actix_rt::spawn(async move { pool.call(GetVersion, None).await });
-            }
-            // Each spawned call reaches the gate in its first poll.
-            for _ in 0..100 {
-                if pool.backlog() == 2 {
-                    break;
-                }
-                actix_rt::task::yield_now().await;
-            }
-            assert_eq!((pool.size(), pool.backlog()), (3, 2));
-        });
-        drop(silent);
-    }
-
-    #[test]
-    fn the_least_loaded_executor_is_chosen_first_of_equals() {
-        assert_eq!(least_loaded(loads(&[2, 0, 1]).iter()), 1);
-        assert_eq!(least_loaded(loads(&[1, 1]).iter()), 0);
-    }
-
-    #[test]
-    fn a_request_counts_in_the_load_until_it_is_answered_or_abandoned() {
-        let load = Cell::new(0);
-        let counted = Load::count(&load);
-        assert_eq!(load.get(), 1);
-        drop(counted);
-        assert_eq!(load.get(), 0);
-    }
-}
+mod tests;

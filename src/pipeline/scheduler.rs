@@ -1,9 +1,9 @@
 //! The Scheduler: starts a pass at start-up and then every `--cull-every`,
 //! never two at once, and logs each pass's summary. With `--once` it stops
 //! the program after the first pass, with the exit code saying how it went.
-//! It also ends the graceful stop: asked to stop, it lets the pass in
-//! progress finish what is on the wire (at most `--stop-timeout`), then
-//! stops the program.
+//! Asked to stop (by the Supervisor, on a signal), it starts nothing new,
+//! says whether a pass is running, and when that pass ends asks the
+//! Supervisor to end the process.
 //!
 //! A pass that did not see every user (the hub's version could not be
 //! read, a listing ended early or skipped a page) is followed by another
@@ -15,16 +15,15 @@
 //! return.
 
 use super::chaos::{self, Site};
-use super::guard::{self, guarded, RestartBudget, Restartable};
+use super::guard::{self, guarded, Restartable, Restarted};
 use super::lister::{Lister, RunPass};
-use super::pool::ExecutorPool;
-use super::shutdown::Shutdown;
+use super::pool::Pool;
+use super::supervisor::End;
 use super::Tally;
 use crate::exit::{Exit, Signal};
 use crate::logging::{error, info, warning, Log};
 use crate::metrics::{Metrics, PassCounts, PassOutcome};
 use actix::prelude::*;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,9 +51,10 @@ pub fn pass_backoff(failures: u32, every: Duration) -> Duration {
 #[rtype(result = "()")]
 pub struct Tick;
 
-/// A signal asked the culler to stop.
+/// A signal asked the culler to stop: start nothing new. Answered with
+/// whether a pass is running (its end will be told to the Supervisor).
 #[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
+#[rtype(result = "bool")]
 pub struct Stop(pub Signal);
 
 /// When passes run, and how they are reported.
@@ -66,17 +66,18 @@ pub struct Schedule {
     pub once: bool,
     /// `--dry-run`: the summary says "would be culled".
     pub dry_run: bool,
-    /// `--stop-timeout`: how long a stop lets the requests on the wire
-    /// finish.
-    pub stop_timeout: Duration,
 }
 
 /// Times the passes.
 pub struct Scheduler {
     lister: Addr<Lister>,
     /// Where the probes of a hub that stopped answering go.
-    pool: ExecutorPool,
+    pool: Pool,
     schedule: Schedule,
+    /// Who ends the process (the Supervisor).
+    ends: Recipient<End>,
+    /// Who counts this actor's restarts (the Supervisor).
+    restarts: Recipient<Restarted>,
     /// Where passes are counted (`/metrics`, `/health`).
     metrics: Arc<Metrics>,
     /// When the pass in progress started.
@@ -85,8 +86,8 @@ pub struct Scheduler {
     failures: u32,
     /// Set while the hub is not answering.
     hub_down: Option<HubDown>,
-    shutdown: Rc<Shutdown>,
-    budget: Rc<RestartBudget>,
+    /// The signal that asked for the stop, once one did.
+    stopping: Option<Signal>,
     log: Log,
 }
 
@@ -103,34 +104,35 @@ impl Scheduler {
     /// A scheduler running passes through `lister` as `schedule` says.
     pub fn new(
         lister: Addr<Lister>,
-        pool: ExecutorPool,
+        pool: Pool,
         schedule: Schedule,
-        shutdown: Rc<Shutdown>,
+        ends: Recipient<End>,
+        restarts: Recipient<Restarted>,
         metrics: Arc<Metrics>,
-        budget: Rc<RestartBudget>,
         log: Log,
     ) -> Self {
         Scheduler {
             lister,
             pool,
             schedule,
+            ends,
+            restarts,
             metrics,
             running: None,
             failures: 0,
             hub_down: None,
-            shutdown,
-            budget,
+            stopping: None,
             log,
         }
     }
 
     /// How the process ends after a stop asked by `signal`: a daemon asked
     /// to stop did its job; a `--once` pass cut short did not.
-    fn stop_code(&self, signal: Signal) -> i32 {
+    fn stop_code(&self, signal: Signal) -> Exit {
         if self.schedule.once {
-            Exit::Interrupted(signal).code()
+            Exit::Interrupted(signal)
         } else {
-            Exit::Clean.code()
+            Exit::Clean
         }
     }
 }
@@ -140,8 +142,11 @@ impl Actor for Scheduler {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         // The first pass runs at once, as upstream's does (and a restarted
-        // scheduler starts afresh).
-        ctx.notify(Tick);
+        // scheduler starts afresh), from the next turn of the event loop: a
+        // scheduler that failed as it started would otherwise be restarted
+        // within one poll, again and again, and the Supervisor would never
+        // get to count it.
+        ctx.run_later(Duration::ZERO, |_, ctx| ctx.notify(Tick));
     }
 }
 
@@ -158,8 +163,8 @@ impl Restartable for Scheduler {
     fn log(&self) -> &Log {
         &self.log
     }
-    fn budget(&self) -> &RestartBudget {
-        &self.budget
+    fn restarts(&self) -> &Recipient<Restarted> {
+        &self.restarts
     }
     fn restarted(&mut self) {
         self.running = None;
@@ -176,7 +181,7 @@ impl Handler<Tick> for Scheduler {
         guarded(
             self,
             |scheduler| {
-                let pass = if scheduler.shutdown.is_stopping() {
+                let pass = if scheduler.stopping.is_some() {
                     None
                 } else if scheduler.running.is_some() {
                     info!(
@@ -219,9 +224,10 @@ impl Handler<Tick> for Scheduler {
 }
 
 impl Scheduler {
-    /// Logs a finished pass, then schedules the next, or ends the program.
+    /// Logs a finished pass, then schedules the next, or asks the
+    /// Supervisor to end the program.
     fn finish(&mut self, tally: Tally, started: Instant, ctx: &mut Context<Self>) {
-        let outcome = if self.shutdown.is_stopping() {
+        let outcome = if self.stopping.is_some() {
             PassOutcome::Interrupted
         } else if tally.errors == 0 {
             PassOutcome::Success
@@ -244,13 +250,13 @@ impl Scheduler {
             },
         );
         let took = started.elapsed().as_secs_f64();
-        if let Some(signal) = self.shutdown.requested() {
+        if let Some(signal) = self.stopping {
             warning!(
                 self.log,
                 "Pass interrupted by {} after {took:.2} s: {tally}",
                 signal.name()
             );
-            System::current().stop_with_code(self.stop_code(signal));
+            self.ends.do_send(End(self.stop_code(signal)));
             return;
         }
         if self.schedule.dry_run {
@@ -262,13 +268,16 @@ impl Scheduler {
         } else {
             info!(self.log, "Pass finished in {took:.2} s: {tally}");
         }
-        if self.schedule.once {
+        if tally.fatal {
+            // The culler cannot work as configured (the Lister said why).
+            self.ends.do_send(End(Exit::Usage));
+        } else if self.schedule.once {
             let exit = if tally.errors == 0 {
                 Exit::Clean
             } else {
                 Exit::PassFailed
             };
-            System::current().stop_with_code(exit.code());
+            self.ends.do_send(End(exit));
         } else if tally.is_complete() {
             if let Some(down) = self.hub_down.take() {
                 info!(
@@ -315,13 +324,13 @@ impl Scheduler {
     /// the pass due later starts now. Probes stop while a pass runs (its
     /// end decides again) and when the culler stops.
     fn probe(&mut self, ctx: &mut Context<Self>) {
-        if self.hub_down.is_none() || self.running.is_some() || self.shutdown.is_stopping() {
+        if self.hub_down.is_none() || self.running.is_some() || self.stopping.is_some() {
             return;
         }
         let pool = self.pool.clone();
         let probe = async move { pool.probe().await };
         ctx.spawn(probe.into_actor(self).map(|answer, scheduler, ctx| {
-            if scheduler.running.is_some() {
+            if scheduler.running.is_some() || scheduler.stopping.is_some() {
                 return;
             }
             match (answer, scheduler.hub_down.take()) {
@@ -345,50 +354,11 @@ impl Scheduler {
 }
 
 impl Handler<Stop> for Scheduler {
-    type Result = ();
+    type Result = bool;
 
-    fn handle(&mut self, Stop(signal): Stop, ctx: &mut Context<Self>) {
-        if self.running.is_none() {
-            info!(
-                self.log,
-                "Received {} between passes; stopping",
-                signal.name()
-            );
-            System::current().stop_with_code(self.stop_code(signal));
-            return;
-        }
-        let limit = self.schedule.stop_timeout;
-        info!(
-            self.log,
-            "Received {}: finishing the requests in flight (at most {} s), starting nothing new",
-            signal.name(),
-            Seconds(limit)
-        );
-        ctx.run_later(limit, move |scheduler, _ctx| {
-            let left = scheduler.shutdown.in_flight();
-            error!(
-                scheduler.log,
-                "Stopping with {} requests unanswered after {} s: {}",
-                left.len(),
-                Seconds(limit),
-                left.join(", ")
-            );
-            System::current().stop_with_code(scheduler.stop_code(signal));
-        });
-    }
-}
-
-/// A span in seconds as operators write it: `8`, or `0.5`.
-struct Seconds(Duration);
-
-impl std::fmt::Display for Seconds {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let secs = self.0.as_secs_f64();
-        if secs.fract() == 0.0 {
-            write!(f, "{secs:.0}")
-        } else {
-            write!(f, "{secs}")
-        }
+    fn handle(&mut self, Stop(signal): Stop, _ctx: &mut Context<Self>) -> bool {
+        self.stopping = Some(signal);
+        self.running.is_some()
     }
 }
 

@@ -1,187 +1,338 @@
-//! The Supervisor: builds the pipeline, keeps it running, and stops it.
+//! The Supervisor: the actor that starts the pipeline, keeps it running,
+//! stops it, and is the one place that ends the process.
 //!
-//! Every actor is started under [`actix::Supervisor`], which restarts an
-//! actor in place (same address and mailbox, so senders keep working)
+//! It starts every other actor under [`actix::Supervisor`], which restarts
+//! an actor in place (same address and mailbox, so senders keep working)
 //! whenever its context stops; [`super::guard`] makes a panic stop it, and
-//! counts restarts against a budget that ends a crash-looping process.
-//! Signals begin the graceful stop ([`super::shutdown`]): the first SIGINT
-//! or SIGTERM lets the requests on the wire finish, a second one stops at
-//! once.
+//! each restart is told to this actor, which counts it against its
+//! [`RestartBudget`] and ends a crash-looping process (exit 3) so that
+//! JupyterHub or Kubernetes starts a fresh one.
+//!
+//! It also owns the graceful stop: the first SIGINT or SIGTERM makes the
+//! pool send nothing new and the Scheduler start nothing new; what is on
+//! the wire may finish for `--stop-timeout`, after which what is left is
+//! named and the process ends; a second signal ends it at once. Every other
+//! actor that wants the process to end (a `--once` pass done, a pass
+//! interrupted, a token that cannot be used) asks this one with [`End`].
 
 use super::evaluator::{Evaluator, Mode};
 use super::executor::Executor;
-use super::guard::{RestartBudget, RestartLimit};
+use super::guard::{RestartBudget, RestartLimit, Restarted};
 use super::lister::Lister;
-use super::pool::ExecutorPool;
+use super::pool::{ExecutorPool, InFlight, Pool, Stopping};
 use super::scheduler::{Schedule, Scheduler, Stop};
-use super::shutdown::Shutdown;
 use crate::exit::{Exit, Signal};
 use crate::hub::{HubClient, Observer};
-use crate::logging::{info, warning, Log};
+use crate::logging::{error, info, warning, Log};
 use crate::metrics::Metrics;
 use crate::report::Records;
 use crate::rules::required_scopes;
 use crate::settings::Settings;
 use actix::prelude::*;
-use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// End the process with this code (once: the first asked wins).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct End(pub Exit);
+
+/// A stop signal arrived.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+struct Received(Signal);
 
 /// The addresses of the running pipeline.
-pub struct Pipeline {
-    /// Times the passes.
-    pub scheduler: Addr<Scheduler>,
-    /// Walks the user lists.
-    pub lister: Addr<Lister>,
-    /// Judges users.
-    pub evaluator: Addr<Evaluator>,
-    /// Sends every request to the hub.
-    pub executors: ExecutorPool,
-    /// The graceful stop's state.
-    pub shutdown: Rc<Shutdown>,
+struct Pipeline {
+    scheduler: Addr<Scheduler>,
+    pool: Addr<ExecutorPool>,
 }
 
-/// Starts every actor on the current arbiter (one thread is plenty for a
-/// network-bound service and lets them share one HTTP client and its
-/// connection pool) and returns their addresses.
-pub fn start(settings: &Settings, log: &Log, metrics: &Arc<Metrics>) -> Pipeline {
-    let shutdown = Shutdown::new();
-    let budget = RestartBudget::new(RestartLimit::default(), log.clone());
-    let client = HubClient::new(&settings.hub, Arc::clone(metrics) as Arc<dyn Observer>);
-    let executors = ExecutorPool::new(
-        (1..=settings.concurrency.max(1))
+/// The Supervisor; see the module documentation.
+pub struct Supervisor {
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    log: Log,
+    budget: RestartBudget,
+    pipeline: Option<Pipeline>,
+    /// The signal that began the stop, once one did.
+    stopping: Option<Signal>,
+    /// Whether the process is ending already.
+    ending: bool,
+}
+
+impl Supervisor {
+    /// A supervisor that will run the pipeline `settings` describe, once
+    /// started.
+    pub fn new(settings: Settings, metrics: Arc<Metrics>, log: Log) -> Self {
+        Supervisor {
+            settings,
+            metrics,
+            log,
+            budget: RestartBudget::new(RestartLimit::default()),
+            pipeline: None,
+            stopping: None,
+            ending: false,
+        }
+    }
+
+    /// Ends the process: the one place that does.
+    fn end(&mut self, exit: Exit) {
+        if !self.ending {
+            self.ending = true;
+            System::current().stop_with_code(exit.code());
+        }
+    }
+
+    /// How a stop asked by `signal` ends the process: a daemon asked to stop
+    /// did its job; a `--once` pass cut short did not.
+    fn stop_code(&self, signal: Signal) -> Exit {
+        if self.settings.once {
+            Exit::Interrupted(signal)
+        } else {
+            Exit::Clean
+        }
+    }
+
+    /// Starts every actor of the pipeline on the current arbiter (one
+    /// thread is plenty for a network-bound service and lets them share
+    /// one HTTP client and its connection pool).
+    fn start_pipeline(&self, ctx: &mut Context<Self>) -> Pipeline {
+        let settings = &self.settings;
+        let me = ctx.address();
+        let restarts: Recipient<Restarted> = me.clone().recipient();
+        let client = HubClient::new(
+            &settings.hub,
+            Arc::clone(&self.metrics) as Arc<dyn Observer>,
+        );
+        let executors = (1..=settings.concurrency.max(1))
             .map(|number| {
-                let (client, shutdown, budget, log) = (
-                    client.clone(),
-                    Rc::clone(&shutdown),
-                    Rc::clone(&budget),
-                    log.clone(),
-                );
-                actix::Supervisor::start(move |_| {
-                    Executor::new(number, client, shutdown, budget, log)
-                })
+                let (client, restarts, log) = (client.clone(), restarts.clone(), self.log.clone());
+                actix::Supervisor::start(move |_| Executor::new(number, client, restarts, log))
             })
-            .collect(),
-        settings.retry,
-        Rc::clone(&shutdown),
-        Arc::clone(metrics),
-        log.clone(),
-    );
-    let evaluator = {
-        let (policy, pool, budget, log) = (
-            settings.policy.clone(),
-            executors.clone(),
-            Rc::clone(&budget),
-            log.clone(),
-        );
-        let (dry_run, json_output) = (settings.dry_run, settings.json_output);
-        actix::Supervisor::start(move |_| {
-            let mode = Mode {
-                dry_run,
-                records: json_output.then(Records::stdout),
-            };
-            Evaluator::new(policy, pool, mode, budget, log)
-        })
-    };
-    let lister = {
-        let (pool, evaluator, budget, log) = (
-            executors.clone(),
-            evaluator.clone(),
-            Rc::clone(&budget),
-            log.clone(),
-        );
-        let (page_size, cull_users) = (settings.api_page_size, settings.policy.cull_users);
-        let needs = required_scopes(&settings.policy.rules);
-        actix::Supervisor::start(move |_| {
-            Lister::new(pool, evaluator, page_size, cull_users, needs, budget, log)
-        })
-    };
-    let scheduler = {
-        let schedule = Schedule {
-            every: settings.cull_every,
-            once: settings.once,
-            dry_run: settings.dry_run,
-            stop_timeout: settings.stop_timeout,
+            .collect();
+        let pool_addr = ExecutorPool::new(
+            executors,
+            settings.retry,
+            Arc::clone(&self.metrics),
+            self.log.clone(),
+        )
+        .start();
+        let pool = Pool::new(pool_addr.clone(), self.log.clone());
+        let evaluator = {
+            let (policy, pool, restarts, log) = (
+                settings.policy.clone(),
+                pool.clone(),
+                restarts.clone(),
+                self.log.clone(),
+            );
+            let (dry_run, json_output) = (settings.dry_run, settings.json_output);
+            actix::Supervisor::start(move |_| {
+                let mode = Mode {
+                    dry_run,
+                    records: json_output.then(Records::stdout),
+                };
+                Evaluator::new(policy, pool, mode, restarts, log)
+            })
         };
-        let (lister, pool, shutdown, metrics, budget, log) = (
-            lister.clone(),
-            executors.clone(),
-            Rc::clone(&shutdown),
-            Arc::clone(metrics),
-            Rc::clone(&budget),
-            log.clone(),
+        let lister = {
+            let (pool, evaluator, restarts, log) = (
+                pool.clone(),
+                evaluator.clone(),
+                restarts.clone(),
+                self.log.clone(),
+            );
+            let (page_size, cull_users) = (settings.api_page_size, settings.policy.cull_users);
+            let needs = required_scopes(&settings.policy.rules);
+            actix::Supervisor::start(move |_| {
+                Lister::new(pool, evaluator, page_size, cull_users, needs, restarts, log)
+            })
+        };
+        let scheduler = {
+            let schedule = Schedule {
+                every: settings.cull_every,
+                once: settings.once,
+                dry_run: settings.dry_run,
+            };
+            let (ends, metrics, log) =
+                (me.recipient(), Arc::clone(&self.metrics), self.log.clone());
+            actix::Supervisor::start(move |_| {
+                Scheduler::new(lister, pool, schedule, ends, restarts, metrics, log)
+            })
+        };
+        Pipeline {
+            scheduler,
+            pool: pool_addr,
+        }
+    }
+
+    /// The first SIGINT or SIGTERM begins the graceful stop; a second one
+    /// stops at once.
+    ///
+    /// Installing handlers matters even though both signals end a process
+    /// by default: a process started in the background by a shell inherits
+    /// SIGINT *ignored*, and JupyterHub stops its managed services with
+    /// SIGINT, so without a handler the hub waits its whole
+    /// `interrupt_timeout` for us.
+    fn handle_signals(&self, ctx: &mut Context<Self>) {
+        use actix_rt::signal::unix::{signal, SignalKind};
+        for (kind, which) in [
+            (SignalKind::interrupt(), Signal::Interrupt),
+            (SignalKind::terminate(), Signal::Terminate),
+        ] {
+            match signal(kind) {
+                Ok(mut stream) => {
+                    let me = ctx.address();
+                    actix_rt::spawn(async move {
+                        while stream.recv().await.is_some() {
+                            me.do_send(Received(which));
+                        }
+                    });
+                }
+                Err(err) => warning!(
+                    self.log,
+                    "Cannot handle {} ({err}); it will end the culler abruptly",
+                    which.name()
+                ),
+            }
+        }
+    }
+
+    /// The line that says what runs.
+    fn log_start(&self) {
+        let settings = &self.settings;
+        let mut schedule = if settings.once {
+            "once".to_owned()
+        } else {
+            format!("every {} s", settings.cull_every.as_secs())
+        };
+        match settings.policy.rules.len() {
+            0 => {}
+            1 => schedule.push_str(", with 1 policy rule"),
+            n => schedule.push_str(&format!(", with {n} policy rules")),
+        }
+        if settings.dry_run {
+            schedule.push_str(" (dry run: nothing is stopped or deleted)");
+        }
+        info!(
+            self.log,
+            "Culling servers idle for {} s, {schedule}, via {} ({} requests at most at once)",
+            settings.policy.timeout_secs,
+            settings.hub.base_url,
+            settings.concurrency
         );
-        actix::Supervisor::start(move |_| {
-            Scheduler::new(lister, pool, schedule, shutdown, metrics, budget, log)
-        })
-    };
-    let mut schedule = if settings.once {
-        "once".to_owned()
-    } else {
-        format!("every {} s", settings.cull_every.as_secs())
-    };
-    match settings.policy.rules.len() {
-        0 => {}
-        1 => schedule.push_str(", with 1 policy rule"),
-        n => schedule.push_str(&format!(", with {n} policy rules")),
-    }
-    if settings.dry_run {
-        schedule.push_str(" (dry run: nothing is stopped or deleted)");
-    }
-    info!(
-        log,
-        "Culling servers idle for {} s, {schedule}, via {} ({} requests at most at once)",
-        settings.policy.timeout_secs,
-        settings.hub.base_url,
-        settings.concurrency
-    );
-    stop_on_signals(&scheduler, &shutdown, settings.once, log);
-    Pipeline {
-        scheduler,
-        lister,
-        evaluator,
-        executors,
-        shutdown,
     }
 }
 
-/// The first SIGINT or SIGTERM begins the graceful stop; a second one
-/// stops at once.
-///
-/// Installing handlers matters even though both signals end a process by
-/// default: a process started in the background by a shell inherits SIGINT
-/// *ignored*, and JupyterHub stops its managed services with SIGINT, so
-/// without a handler the hub waits its whole `interrupt_timeout` for us.
-fn stop_on_signals(scheduler: &Addr<Scheduler>, shutdown: &Rc<Shutdown>, once: bool, log: &Log) {
-    use actix_rt::signal::unix::{signal, SignalKind};
-    for (kind, which) in [
-        (SignalKind::interrupt(), Signal::Interrupt),
-        (SignalKind::terminate(), Signal::Terminate),
-    ] {
-        match signal(kind) {
-            Ok(mut stream) => {
-                let (scheduler, shutdown, log) =
-                    (scheduler.clone(), Rc::clone(shutdown), log.clone());
-                actix_rt::spawn(async move {
-                    while stream.recv().await.is_some() {
-                        if shutdown.begin(which) {
-                            scheduler.do_send(Stop(which));
-                        } else {
-                            warning!(log, "Received {} again: stopping now", which.name());
-                            let exit = if once {
-                                Exit::Interrupted(which)
-                            } else {
-                                Exit::Clean
-                            };
-                            System::current().stop_with_code(exit.code());
-                        }
-                    }
-                });
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Restarts and ends are told here by every actor: none should wait
+        // for room in this mailbox.
+        ctx.set_mailbox_capacity(0); // 0: unbounded
+        let pipeline = self.start_pipeline(ctx);
+        self.pipeline = Some(pipeline);
+        self.log_start();
+        self.handle_signals(ctx);
+    }
+}
+
+impl Handler<Restarted> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, Restarted { who }: Restarted, _ctx: &mut Context<Self>) {
+        if self.budget.admit(Instant::now()) {
+            return;
+        }
+        let limit = self.budget.limit();
+        error!(
+            self.log,
+            "The {who} failed again: more than {} restarts in {} s; exiting so that a fresh culler is started (JupyterHub restarts its managed services; Kubernetes its pods)",
+            limit.restarts,
+            limit.window.as_secs()
+        );
+        self.end(Exit::GaveUp);
+    }
+}
+
+impl Handler<End> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, End(exit): End, _ctx: &mut Context<Self>) {
+        self.end(exit);
+    }
+}
+
+impl Handler<Received> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, Received(signal): Received, ctx: &mut Context<Self>) {
+        if self.stopping.is_some() {
+            warning!(self.log, "Received {} again: stopping now", signal.name());
+            let exit = self.stop_code(signal);
+            self.end(exit);
+            return;
+        }
+        self.stopping = Some(signal);
+        let Some(pipeline) = &self.pipeline else {
+            let exit = self.stop_code(signal);
+            self.end(exit);
+            return;
+        };
+        pipeline.pool.do_send(Stopping);
+        let limit = self.settings.stop_timeout;
+        let scheduler = pipeline.scheduler.clone();
+        let stop = async move { scheduler.send(Stop(signal)).await.unwrap_or(false) };
+        ctx.spawn(stop.into_actor(self).map(move |pass_running, supervisor, ctx| {
+            if !pass_running {
+                info!(
+                    supervisor.log,
+                    "Received {} between passes; stopping",
+                    signal.name()
+                );
+                let exit = supervisor.stop_code(signal);
+                supervisor.end(exit);
+                return;
             }
-            Err(err) => warning!(
-                log,
-                "Cannot handle {} ({err}); it will end the culler abruptly",
-                which.name()
-            ),
+            info!(
+                supervisor.log,
+                "Received {}: finishing the requests in flight (at most {} s), starting nothing new",
+                signal.name(),
+                Seconds(limit)
+            );
+            ctx.run_later(limit, move |supervisor, ctx| {
+                let Some(pipeline) = &supervisor.pipeline else {
+                    return;
+                };
+                let pool = pipeline.pool.clone();
+                let left = async move { pool.send(InFlight).await.unwrap_or_default() };
+                ctx.spawn(left.into_actor(supervisor).map(move |left, supervisor, _| {
+                    error!(
+                        supervisor.log,
+                        "Stopping with {} requests unanswered after {} s: {}",
+                        left.len(),
+                        Seconds(limit),
+                        left.join(", ")
+                    );
+                    let exit = supervisor.stop_code(signal);
+                    supervisor.end(exit);
+                }));
+            });
+        }));
+    }
+}
+
+/// A span in seconds as operators write it: `8`, or `0.5`.
+struct Seconds(Duration);
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.0.as_secs_f64();
+        if secs.fract() == 0.0 {
+            write!(f, "{secs:.0}")
+        } else {
+            write!(f, "{secs}")
         }
     }
 }
