@@ -239,6 +239,8 @@ options! {
     output: Text("FORMAT") = default("text");
     /// Serve /metrics (Prometheus) and /health at HOST:PORT
     metrics_bind: Text("HOST:PORT") = unset("the service URL the hub gave, if it routes to this service", "127.0.0.1:9090");
+    /// Let /metrics be read only with a hub token that holds the read:metrics scope (false: by anyone; only with a loopback --metrics-bind)
+    metrics_auth: Bool = default("true");
     /// /health answers 503 after this many failed passes in a row
     health_failures: Number("N") = default("3");
     /// DEBUG, INFO, WARN, ERROR or CRITICAL (or 10..50)

@@ -14,20 +14,24 @@
 //! - [`policy`]: the culling decisions, pure functions.
 //! - [`rules`]: the operator's policy rules (config file), matched purely.
 //! - [`report`]: the decision records of `--output=json`.
+//! - [`decision`]: the one type of a decision (action, reason, rule), read
+//!   by the evaluator, the log and the records.
 //! - [`pipeline`]: the actors. A **Scheduler** triggers a **Lister** every
 //!   `--cull-every`; the Lister walks the user pages (last to first, so
 //!   culls never shift a page not yet read) and hands each to the
 //!   **Evaluator**, which judges users with [`policy`] and sends stop and
-//!   delete commands to a pool of **Executors**, which send every request to
-//!   the hub (one at a time each: the pool's size is `--concurrency`) and
-//!   retry what may pass on a second try; a **Supervisor** starts them all,
-//!   restarts any that fail, and runs the graceful stop. At most 8 pages are
-//!   being acted on or read ahead at once (and one more read), so memory
-//!   stays bounded.
+//!   delete commands to the **executor pool**, an actor of `--concurrency`
+//!   **Executors** that sends every request of the pipeline to the hub (the
+//!   one bound on requests in flight) and retries what may pass on a second
+//!   try; the **Supervisor** actor starts them all, restarts any that fail,
+//!   runs the graceful stop and is the one place the process ends. At most
+//!   8 pages are being acted on or read ahead at once (and one more read),
+//!   so memory stays bounded.
 //! - [`metrics`]: the culler's Prometheus metrics and its health verdict,
 //!   updated by the pipeline.
-//! - [`serve`]: the small HTTP server that exposes them (`/metrics`,
-//!   `/health`), under the hub-managed service's prefix too.
+//! - [`serve`]: the actix-web endpoint that exposes them (`/metrics`,
+//!   `/health`), under the hub-managed service's prefix too, with
+//!   `/metrics` for holders of a hub token with `read:metrics`.
 //! - [`exit`]: the exit codes.
 #![deny(missing_docs)]
 

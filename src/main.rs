@@ -4,10 +4,11 @@ use actix::Actor;
 use jupyterhub_idle_culler_rs::cli::{self, CliOutcome};
 use jupyterhub_idle_culler_rs::config;
 use jupyterhub_idle_culler_rs::exit::Exit;
+use jupyterhub_idle_culler_rs::hub::Observer;
 use jupyterhub_idle_culler_rs::logging::{Log, LogLevel};
 use jupyterhub_idle_culler_rs::metrics::Metrics;
 use jupyterhub_idle_culler_rs::pipeline::supervisor::Supervisor;
-use jupyterhub_idle_culler_rs::serve::{self, Routes};
+use jupyterhub_idle_culler_rs::serve::{self, Access, BindAddress, Routes};
 use jupyterhub_idle_culler_rs::settings::Settings;
 use std::io::Write;
 use std::process::ExitCode;
@@ -55,24 +56,7 @@ fn main() -> ExitCode {
     let system = actix::System::new();
     system.block_on(async {
         if let Some((listener, address)) = endpoint {
-            // The port actually bound (`:0` picks one).
-            let bound = listener
-                .local_addr()
-                .map_or_else(|_| address.to_string(), |a| a.to_string());
-            let routes = Routes::new(settings.service_prefix.as_deref(), settings.health_failures);
-            log.write(
-                LogLevel::Info,
-                format_args!(
-                    "Serving /metrics and /health at http://{bound}/ ({}){}",
-                    address.origin,
-                    settings
-                        .service_prefix
-                        .as_deref()
-                        .map(|p| format!(" (and under {p})"))
-                        .unwrap_or_default()
-                ),
-            );
-            actix_rt::spawn(serve::serve(listener, metrics.clone(), routes, log.clone()));
+            serve_metrics(listener, address, &settings, &metrics, &log);
         }
         Supervisor::new(settings.clone(), Arc::clone(&metrics), log.clone()).start();
     });
@@ -82,6 +66,57 @@ fn main() -> ExitCode {
             log.write(LogLevel::Error, format_args!("the runtime failed: {err}"));
             ExitCode::from(Exit::GaveUp.code() as u8)
         }
+    }
+}
+
+/// Starts `/metrics` and `/health` on the culler's system, saying where and
+/// for whom; a failure is a warning: metrics never stop culling.
+fn serve_metrics(
+    listener: std::net::TcpListener,
+    address: &BindAddress,
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+    log: &Log,
+) {
+    // The port actually bound (`:0` picks one).
+    let bound = listener
+        .local_addr()
+        .map_or_else(|_| address.to_string(), |a| a.to_string());
+    let routes = Routes::new(settings.service_prefix.as_deref(), settings.health_failures);
+    let access = if settings.metrics_auth {
+        let observer: Arc<dyn Observer> = metrics.clone();
+        Access::HubToken {
+            hub: settings.hub.clone(),
+            observer,
+        }
+    } else {
+        Access::Open
+    };
+    let prefix = settings
+        .service_prefix
+        .as_deref()
+        .map(|p| format!(" (and under {p})"))
+        .unwrap_or_default();
+    let who = if settings.metrics_auth {
+        "/metrics needs a hub token with the read:metrics scope"
+    } else {
+        "/metrics is open to this machine (--metrics-auth=false)"
+    };
+    log.write(
+        LogLevel::Info,
+        format_args!(
+            "Serving /metrics and /health at http://{bound}/ ({}){prefix}; {who}",
+            address.origin
+        ),
+    );
+    match serve::serve(listener, Arc::clone(metrics), routes, access, log.clone()) {
+        Ok(server) => {
+            actix_rt::spawn(server);
+        }
+        Err(err) => log.write(
+            LogLevel::Warn,
+            format_args!("Cannot serve metrics at {bound}: {err}"),
+        ),
     }
 }
 

@@ -9,7 +9,7 @@ use crate::hub::retry::RetryPolicy;
 use crate::hub::{internal_ssl, system_roots, ApiToken, HubConfig};
 use crate::logging::{LogFormat, LogLevel};
 use crate::policy::CullPolicy;
-use crate::serve::{bind_address, BindAddress};
+use crate::serve::{bind_address, BindAddress, BindOrigin};
 use std::path::Path;
 use std::time::Duration;
 
@@ -69,6 +69,10 @@ pub struct Settings {
     /// hub routes to it (the service has a `url`, so the hub also set
     /// `JUPYTERHUB_SERVICE_PREFIX`), else nowhere.
     pub metrics: Option<BindAddress>,
+    /// Whether reading `/metrics` needs a hub token with the
+    /// `read:metrics` scope (`--metrics-auth`, on unless turned off for a
+    /// loopback `--metrics-bind`).
+    pub metrics_auth: bool,
     /// The path prefix the hub's proxy forwards to this service
     /// (`JUPYTERHUB_SERVICE_PREFIX`), served besides the bare paths.
     pub service_prefix: Option<String>,
@@ -135,6 +139,7 @@ impl Settings {
             dry_run: schedule.dry_run,
             json_output: schedule.json_output,
             metrics: served.metrics,
+            metrics_auth: served.metrics_auth,
             service_prefix: served.service_prefix,
             health_failures: served.health_failures,
             log_format,
@@ -318,6 +323,7 @@ fn schedule(raw: &RawArgs, timeout_secs: u64) -> Result<Schedule, SettingsError>
 /// Where `/metrics` and `/health` are served, and when health fails.
 struct Served {
     metrics: Option<BindAddress>,
+    metrics_auth: bool,
     service_prefix: Option<String>,
     health_failures: u32,
 }
@@ -356,8 +362,22 @@ fn served(
         }
         Err(err) => return Err(SettingsError::MetricsBind(err)),
     };
+    let metrics_auth = boolean("--metrics-auth", &raw.metrics_auth)?;
+    // Anyone who reaches a port on another interface could read it, and
+    // the hub's proxy forwards anyone's requests to the service URL, even
+    // a loopback one: only a loopback --metrics-bind may go without a token.
+    let only_this_machine = |address: &BindAddress| {
+        address.origin == BindOrigin::Flag && address.addr.ip().is_loopback()
+    };
+    match &metrics {
+        Some(address) if !metrics_auth && !only_this_machine(address) => {
+            return Err(SettingsError::OpenMetrics(address.clone()))
+        }
+        _ => {}
+    }
     Ok(Served {
         metrics,
+        metrics_auth,
         service_prefix,
         health_failures,
     })

@@ -200,6 +200,16 @@ impl HubClient {
         }
     }
 
+    /// The same hub, asked with another token (sharing this client's
+    /// connections): the metrics endpoint asks who owns the token a
+    /// scraper shows.
+    pub fn with_token(&self, token: &ApiToken) -> HubClient {
+        HubClient {
+            authorization: Rc::from(format!("token {}", token.0)),
+            ..self.clone()
+        }
+    }
+
     /// `GET /`: the hub's version, which decides whether `state` filters exist.
     pub async fn version(&self) -> Result<HubVersion, HubError> {
         let url = format!("{}/", self.base_url);

@@ -5,11 +5,14 @@
 //! [`lister::PAGES_ACTED_ON`] pages in the Evaluator's hands or fetched
 //! ahead (only as many as keep the executors busy) and reads one more
 //! meanwhile, and each page's answer waits until its commands are answered,
-//! so memory stays bounded however large the hub is. Every
-//! request to the hub is sent by an executor of the pool, whose size is
-//! `--concurrency`: that is the one place the bound is enforced; its gate
-//! ([`gate`]) lets page reads go ahead of queued stops, so the executors do
-//! not idle at page boundaries.
+//! so memory stays bounded however large the hub is. Every request the
+//! pipeline sends to the hub goes through the executor pool ([`pool`]), an
+//! actor that hands it to one of its `--concurrency` executors when one is
+//! idle: the one place the bound is enforced. Reads go ahead of queued
+//! stops there, so the executors do not idle at page boundaries. The
+//! [`supervisor::Supervisor`] actor owns the pipeline: it starts it,
+//! restarts an actor that fails, drains it on a stop signal, and is the one
+//! place the process ends.
 
 mod chaos;
 pub mod evaluator;
@@ -33,13 +36,14 @@ pub struct Tally {
     pub users_seen: u64,
     /// Servers looked at (judged or skipped).
     pub servers_seen: u64,
-    /// Servers the hub reports stopped.
+    /// Servers the hub reports stopped; in a dry run, servers that would
+    /// have been stopped.
     pub servers_culled: u64,
     /// Named servers removed as they were stopped (`--remove-named-servers`).
     pub named_servers_removed: u64,
     /// Servers whose stop was still under way when the hub answered (202).
     pub servers_still_stopping: u64,
-    /// Users deleted.
+    /// Users deleted; in a dry run, users that would have been.
     pub users_culled: u64,
     /// Users the hub would not delete yet (a server still stopping or
     /// starting: 400); the next pass tries again.

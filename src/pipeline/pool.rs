@@ -7,7 +7,9 @@
 //! `--concurrency` requests are ever outstanding, lists and deletes alike,
 //! whichever actor asked; this is the one place that bounds them (the HTTP
 //! client's own connection limit is off, so a broken bound shows in the
-//! tests).
+//! tests). The pipeline's requests, that is: the metrics endpoint asks the
+//! hub about a scraper's token on its own, once a minute per token
+//! ([`crate::serve`]).
 //!
 //! **The order.** The line has two lanes: reads the pipeline waits on (the
 //! version, the token's scopes, a page of users) go before queued stops and

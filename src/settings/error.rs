@@ -3,7 +3,7 @@
 
 use crate::config::ConfigError;
 use crate::hub::TlsError;
-use crate::serve::BindError;
+use crate::serve::{BindAddress, BindError};
 use std::fmt;
 
 /// A command line or environment the culler cannot run with.
@@ -85,6 +85,9 @@ pub enum SettingsError {
     OutputNeedsOnce,
     /// `--metrics-bind` is not an address to serve on.
     MetricsBind(BindError),
+    /// `--metrics-auth=false` where others than this machine can reach
+    /// `/metrics`.
+    OpenMetrics(BindAddress),
 }
 
 impl fmt::Display for SettingsError {
@@ -142,6 +145,12 @@ impl fmt::Display for SettingsError {
                 allowed,
             } => write!(f, "{flag}={value:?}: use {allowed}"),
             SettingsError::MetricsBind(err) => err.fmt(f),
+            SettingsError::OpenMetrics(address) => write!(
+                f,
+                "--metrics-auth=false would let anyone who reaches {address} read /metrics: \
+                 it is allowed only with a loopback --metrics-bind (e.g. 127.0.0.1:9090); \
+                 otherwise give the scraper a hub token with the read:metrics scope"
+            ),
             SettingsError::OutputNeedsOnce => f.write_str(
                 "--output=json writes the decisions of one pass: add --once (and --dry-run to only look)",
             ),

@@ -652,3 +652,54 @@ fn log_level() {
         Err(SettingsError::BadLogLevel(_))
     ));
 }
+
+#[test]
+fn metrics_need_a_token_unless_only_this_machine_can_reach_them() {
+    let service = [
+        HUB[0],
+        HUB[1],
+        ("JUPYTERHUB_SERVICE_PREFIX", "/services/idle-culler/"),
+        ("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101/"),
+    ];
+    // On by default, wherever the endpoint is.
+    assert!(settings(&[], &service).unwrap().metrics_auth);
+    assert!(
+        settings(&["--metrics-bind=0.0.0.0:9090"], HUB)
+            .unwrap()
+            .metrics_auth
+    );
+    // Off for this machine only.
+    for bind in ["127.0.0.1:9090", "localhost:9090", "[::1]:9090"] {
+        let s = settings(
+            &["--metrics-auth=false", &format!("--metrics-bind={bind}")],
+            HUB,
+        )
+        .unwrap();
+        assert!(!s.metrics_auth, "{bind}");
+    }
+    // Not where others reach it, even the hub's loopback service URL:
+    // the hub's proxy forwards anyone's requests there.
+    for (args, env) in [
+        (
+            &["--metrics-auth=false", "--metrics-bind=0.0.0.0:9090"][..],
+            HUB,
+        ),
+        (&["--metrics-auth=false", "--metrics-bind=:9090"][..], HUB),
+        (&["--metrics-auth=false"][..], &service[..]),
+    ] {
+        let err = settings(args, env).unwrap_err();
+        assert!(
+            matches!(err, SettingsError::OpenMetrics(_)),
+            "{args:?}: {err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("loopback --metrics-bind"), "{text}");
+        assert!(text.contains("read:metrics"), "{text}");
+    }
+    // Without an endpoint there is nothing to open.
+    assert!(
+        !settings(&["--metrics-auth=false"], HUB)
+            .unwrap()
+            .metrics_auth
+    );
+}

@@ -1196,11 +1196,14 @@ fn dry_run_reports_and_stops_nothing_on_a_real_hub() {
 /// The culler as a managed service with a `url`: JupyterHub gives it
 /// `JUPYTERHUB_SERVICE_URL` and `JUPYTERHUB_SERVICE_PREFIX`, waits at start
 /// until it answers HTTP there, and routes `/services/culler/` on its proxy
-/// to it. Once it has culled an idle server, `/metrics` scraped through the
-/// proxy's public port (no token: the proxy forwards without checking)
-/// parses as Prometheus text and counts the pass, the stop and the
-/// `DELETE` the hub answered 204; `/health` through the proxy answers 200;
-/// and the culler saw the full path, prefix included.
+/// to it. The proxy forwards anyone's requests there, so `/metrics` asks
+/// for a hub token with `read:metrics`, as the hub's own does: a scrape
+/// with no token, or with a token whose owner lacks the scope, is refused
+/// (403); one with the token of a service whose role holds `read:metrics`
+/// parses as Prometheus text and, once the culler has culled an idle
+/// server, counts the pass, the stop and the `DELETE` the hub answered 204.
+/// `/health` through the proxy answers 200 without a token; and the culler
+/// saw the full path, prefix included.
 #[test]
 #[ignore = "needs a real JupyterHub: run scripts/test"]
 fn metrics_are_scraped_through_the_hubs_proxy() {
@@ -1212,6 +1215,10 @@ fn metrics_are_scraped_through_the_hubs_proxy() {
             "--log-level=DEBUG".into(),
         ]),
         managed_culler_url: true,
+        extra_services: vec![
+            ExtraService::new("prometheus", &["read:metrics"]),
+            ExtraService::new("nosy", &["read:users"]),
+        ],
         ..HubOptions::default()
     });
     let url = hub.managed_culler_url().expect("the culler has a url");
@@ -1250,12 +1257,33 @@ fn metrics_are_scraped_through_the_hubs_proxy() {
     let value = |text: &str, name: &str, labels: &[(&str, &str)]| {
         sample(text, &format!("jupyterhub_idle_culler_{name}"), labels)
     };
+    for (token, who) in [
+        (None, "no token"),
+        (Some("not-a-token"), "a token the hub does not know"),
+        (
+            Some(hub.service_token("nosy")),
+            "a token without read:metrics",
+        ),
+    ] {
+        let (status, text) = hub.public_get_as(&metrics_path, token);
+        assert_eq!(
+            status,
+            403,
+            "GET {metrics_path} through the proxy with {who}: {text}{}",
+            explain(&hub)
+        );
+        assert!(
+            !text.contains("jupyterhub_idle_culler_"),
+            "{who} was shown metrics: {text}"
+        );
+    }
+    let scraper = Some(hub.service_token("prometheus"));
     let mut scrape = String::new();
     hub.wait_for(
         "a scrape through the proxy to count a successful pass and a stop",
         Duration::from_secs(30),
         || {
-            let (status, text) = hub.public_get(&metrics_path);
+            let (status, text) = hub.public_get_as(&metrics_path, scraper);
             assert_eq!(
                 status,
                 200,

@@ -9,7 +9,16 @@ use openmetrics_parser::{prometheus::parse_prometheus, PrometheusValue};
 
 /// A GET that returns status and body whatever the status.
 pub fn get(url: &str) -> (u16, String) {
-    match ureq::get(url).timeout(Duration::from_secs(10)).call() {
+    get_as(url, None)
+}
+
+/// The same, with `Authorization: token T` when given a token.
+pub fn get_as(url: &str, token: Option<&str>) -> (u16, String) {
+    let mut request = ureq::get(url).timeout(Duration::from_secs(10));
+    if let Some(token) = token {
+        request = request.set("Authorization", &format!("token {token}"));
+    }
+    match request.call() {
         Ok(response) => (response.status(), response.into_string().unwrap()),
         Err(ureq::Error::Status(status, response)) => (status, response.into_string().unwrap()),
         Err(err) => panic!("GET {url}: {err}"),

@@ -474,12 +474,21 @@ impl RealHub {
     /// followed. Returns status and body; only transport errors panic.
     #[track_caller]
     pub fn public_get(&self, path: &str) -> (u16, String) {
+        self.public_get_as(path, None)
+    }
+
+    /// The same, with `Authorization: token T` when given a token.
+    pub fn public_get_as(&self, path: &str, token: Option<&str>) -> (u16, String) {
         let url = format!("{}{path}", self.public_url());
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(10))
             .redirects(0)
             .build();
-        let response = match agent.get(&url).call() {
+        let mut request = agent.get(&url);
+        if let Some(token) = token {
+            request = request.set("Authorization", &format!("token {token}"));
+        }
+        let response = match request.call() {
             Ok(response) => response,
             Err(ureq::Error::Status(_, response)) => response,
             Err(e) => self.fail(format!("GET {url} failed: {e}")),

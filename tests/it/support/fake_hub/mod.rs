@@ -64,6 +64,7 @@ use serve::Hub;
 pub struct HubConfig {
     version: String,
     token: Option<String>,
+    other_tokens: Vec<OtherToken>,
     page_default_limit: usize,
     page_max_limit: usize,
     minimal_scopes: bool,
@@ -80,11 +81,20 @@ pub struct HubConfig {
     raw_names: Vec<(String, String)>,
 }
 
+/// A token of someone other than the culler, for [`HubConfig::other_token`].
+#[derive(Clone, Debug)]
+pub(super) struct OtherToken {
+    token: String,
+    pub owner: String,
+    pub scopes: Vec<String>,
+}
+
 impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             version: "6.1.1".to_owned(),
             token: None,
+            other_tokens: Vec::new(),
             page_default_limit: 50,
             page_max_limit: 200,
             minimal_scopes: false,
@@ -124,6 +134,24 @@ impl HubConfig {
     pub fn token(mut self, token: &str) -> Self {
         self.token = Some(token.to_owned());
         self
+    }
+
+    /// Knows another token, of the service `owner`, with these scopes:
+    /// `GET /user` with it says so (a Prometheus token with
+    /// `read:metrics`, say, shown to the culler's `/metrics`).
+    pub fn other_token(mut self, token: &str, owner: &str, scopes: &[&str]) -> Self {
+        self.other_tokens.push(OtherToken {
+            token: token.to_owned(),
+            owner: owner.to_owned(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        });
+        self
+    }
+
+    /// The other token `token`, if the hub knows it.
+    pub(super) fn other(&self, token: Option<&str>) -> Option<&OtherToken> {
+        let token = token?;
+        self.other_tokens.iter().find(|other| other.token == token)
     }
 
     /// Sets `c.JupyterHub.api_page_default_limit` and `api_page_max_limit`,

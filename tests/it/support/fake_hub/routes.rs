@@ -139,9 +139,13 @@ pub(super) fn authorized(config: &HubConfig, req: &Request, parsed: &Parsed) -> 
     if matches!(parsed.route, Route::Version | Route::Outside) {
         return true;
     }
+    let presented = presented_token(req);
+    if config.other(presented.as_deref()).is_some() {
+        return true;
+    }
     match &config.token {
         None => true,
-        Some(expected) => presented_token(req).as_deref() == Some(expected.as_str()),
+        Some(expected) => presented.as_deref() == Some(expected.as_str()),
     }
 }
 
@@ -156,15 +160,26 @@ pub(super) fn answer(s: &mut HubState, req: &Request, parsed: &Parsed) -> Respon
     let response = match &parsed.route {
         Route::Version => Response::json(200, &json!({ "version": s.config.version })),
         Route::ListUsers => list_users(s, req),
-        Route::WhoAmI => Response::json(
-            200,
-            &json!({
-                "kind": "service",
-                "name": "idle-culler",
-                "roles": ["idle-culler-role"],
-                "scopes": s.config.scopes(),
-            }),
-        ),
+        Route::WhoAmI => match s.config.other(presented_token(req).as_deref()) {
+            Some(other) => Response::json(
+                200,
+                &json!({
+                    "kind": "service",
+                    "name": other.owner,
+                    "roles": [],
+                    "scopes": other.scopes,
+                }),
+            ),
+            None => Response::json(
+                200,
+                &json!({
+                    "kind": "service",
+                    "name": "idle-culler",
+                    "roles": ["idle-culler-role"],
+                    "scopes": s.config.scopes(),
+                }),
+            ),
+        },
         Route::GetUser(name) => match s.user(name) {
             Some(user) => Response::json(200, &user_model(&s.config, user)),
             None => error(404, None),
