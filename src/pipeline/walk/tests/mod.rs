@@ -1,0 +1,4 @@
+mod boundaries;
+mod lies;
+mod sim;
+mod walking;
