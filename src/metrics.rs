@@ -26,6 +26,10 @@
 //!   (the culler's start): "how long has this culler gone without a
 //!   successful pass", which is what an alert wants.
 
+mod health;
+
+pub use health::{Health, HealthStatus};
+
 use crate::hub::{Endpoint, Observer};
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
@@ -104,99 +108,6 @@ pub struct PassCounts {
     pub users_deleted: u64,
     /// Requests or steps that failed.
     pub errors: u64,
-}
-
-/// Whether the culler is doing its job, for `/health`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HealthStatus {
-    /// No pass has succeeded or failed yet: healthy, it has just started.
-    Starting,
-    /// Fewer than `max_failures` passes failed in a row.
-    Ok,
-    /// At least `max_failures` passes failed in a row.
-    Failing,
-}
-
-impl HealthStatus {
-    /// The `status` field of `/health`'s JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HealthStatus::Starting => "starting",
-            HealthStatus::Ok => "ok",
-            HealthStatus::Failing => "failing",
-        }
-    }
-}
-
-/// The answer to "is the culler healthy, and why (not)?".
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Health {
-    /// The verdict.
-    pub status: HealthStatus,
-    /// Passes failed in a row since the last success (or since the start).
-    pub consecutive_failed_passes: u64,
-    /// The limit the verdict was made with (at least 1).
-    pub max_failures: u32,
-    /// When the last successful pass finished.
-    pub last_success: Option<SystemTime>,
-}
-
-impl Health {
-    /// Whether to answer 200 (starting or ok) rather than 503.
-    pub fn is_healthy(&self) -> bool {
-        self.status != HealthStatus::Failing
-    }
-
-    /// One sentence for an operator reading a probe's failure.
-    pub fn reason(&self) -> String {
-        let last = match self.last_success {
-            Some(at) => format!("the last successful pass finished at {}", rfc3339(at)),
-            None => "no pass has succeeded since the culler started".to_owned(),
-        };
-        let failed = match self.consecutive_failed_passes {
-            1 => "1 pass in a row failed".to_owned(),
-            n => format!("{n} passes in a row failed"),
-        };
-        match self.status {
-            HealthStatus::Starting => "no pass has finished yet".to_owned(),
-            HealthStatus::Ok if self.consecutive_failed_passes == 0 => {
-                format!("the last pass succeeded; {last}")
-            }
-            HealthStatus::Ok => format!("{failed} (unhealthy at {}); {last}", self.max_failures),
-            HealthStatus::Failing => format!(
-                "{failed} (unhealthy at {}); {last}; see the culler's log for why",
-                self.max_failures
-            ),
-        }
-    }
-
-    /// The `/health` body: `{"status": ..., "consecutive_failed_passes": ...,
-    /// "last_success": RFC 3339 or null, "max_failures": ..., "reason": ...}`.
-    pub fn to_json(&self) -> String {
-        /// The body's fields, in the order a reader wants them.
-        #[derive(serde::Serialize)]
-        struct Body<'a> {
-            status: &'a str,
-            consecutive_failed_passes: u64,
-            last_success: Option<String>,
-            max_failures: u32,
-            reason: String,
-        }
-        let body = Body {
-            status: self.status.as_str(),
-            consecutive_failed_passes: self.consecutive_failed_passes,
-            last_success: self.last_success.map(rfc3339),
-            max_failures: self.max_failures,
-            reason: self.reason(),
-        };
-        // Plain strings and numbers: serializing cannot fail.
-        serde_json::to_string(&body).unwrap_or_default()
-    }
-}
-
-/// A time as `2026-05-01T12:00:00Z`.
-fn rfc3339(at: SystemTime) -> String {
-    chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// The culler's metrics registry; see the module documentation.
@@ -371,34 +282,7 @@ impl Metrics {
         let state = self.state();
         let mut out = Exposition(String::with_capacity(4096));
 
-        out.family(
-            "passes_total",
-            "counter",
-            "Culling passes finished, by outcome (interrupted: cut short by a stop signal).",
-        );
-        for outcome in PassOutcome::ALL {
-            out.sample(
-                "passes_total",
-                &[("outcome", outcome.label())],
-                state.passes[outcome.index()],
-            );
-        }
-
-        out.family(
-            "pass_duration_seconds",
-            "histogram",
-            "How long culling passes took, whatever their outcome.",
-        );
-        let mut cumulative = 0;
-        for (index, count) in state.duration_buckets.iter().enumerate() {
-            cumulative += count;
-            let le = PASS_DURATION_BUCKETS
-                .get(index)
-                .map_or_else(|| "+Inf".to_owned(), |&le| float(le));
-            out.sample("pass_duration_seconds_bucket", &[("le", &le)], cumulative);
-        }
-        out.sample("pass_duration_seconds_sum", &[], float(state.duration_sum));
-        out.sample("pass_duration_seconds_count", &[], cumulative);
+        out.passes(&state);
 
         let totals = &state.totals;
         for (name, help, value) in [
@@ -437,66 +321,8 @@ impl Metrics {
             out.sample(name, &[], value);
         }
 
-        out.family(
-            "requests_total",
-            "counter",
-            "Attempts of requests to the JupyterHub API, by method, endpoint template \
-             and HTTP status (none: no answer, as when the hub cannot be reached or \
-             does not answer in time).",
-        );
-        for (&(endpoint, method, status), &count) in &state.requests {
-            let status = status.to_string();
-            out.sample(
-                "requests_total",
-                &[
-                    ("endpoint", endpoint.template()),
-                    ("method", method),
-                    ("status", &status),
-                ],
-                count,
-            );
-        }
-
-        out.family(
-            "retries_total",
-            "counter",
-            "Requests to the hub sent again after a failure that may pass on a second try.",
-        );
-        out.sample("retries_total", &[], state.retries);
-
-        let since_epoch = |at: SystemTime| at.duration_since(UNIX_EPOCH).unwrap_or_default();
-        out.family(
-            "last_successful_pass_timestamp_seconds",
-            "gauge",
-            "When the last successful pass finished, in Unix time; 0 before the first.",
-        );
-        out.sample(
-            "last_successful_pass_timestamp_seconds",
-            &[],
-            float(
-                state
-                    .last_success
-                    .map_or(0.0, |at| since_epoch(at).as_secs_f64()),
-            ),
-        );
-        out.family(
-            "seconds_since_last_successful_pass",
-            "gauge",
-            "Seconds since the last successful pass finished (before the first: since the culler started).",
-        );
-        let since = state.last_success.or(state.started).unwrap_or(now);
-        out.sample(
-            "seconds_since_last_successful_pass",
-            &[],
-            float(now.duration_since(since).unwrap_or_default().as_secs_f64()),
-        );
-
-        out.family(
-            "consecutive_failed_passes",
-            "gauge",
-            "Passes that failed in a row since the last successful one.",
-        );
-        out.sample("consecutive_failed_passes", &[], state.consecutive_failures);
+        out.requests(&state);
+        out.freshness(&state, now);
 
         out.family(
             "log_lines_dropped_total",
@@ -590,6 +416,108 @@ impl Exposition {
             self.0.push('}');
         }
         let _ = writeln!(self.0, " {value}");
+    }
+}
+
+/// The families of the exposition that take more than one sample.
+impl Exposition {
+    /// Passes by outcome, and the histogram of their durations.
+    fn passes(&mut self, state: &State) {
+        self.family(
+            "passes_total",
+            "counter",
+            "Culling passes finished, by outcome (interrupted: cut short by a stop signal).",
+        );
+        for outcome in PassOutcome::ALL {
+            self.sample(
+                "passes_total",
+                &[("outcome", outcome.label())],
+                state.passes[outcome.index()],
+            );
+        }
+
+        self.family(
+            "pass_duration_seconds",
+            "histogram",
+            "How long culling passes took, whatever their outcome.",
+        );
+        let mut cumulative = 0;
+        for (index, count) in state.duration_buckets.iter().enumerate() {
+            cumulative += count;
+            let le = PASS_DURATION_BUCKETS
+                .get(index)
+                .map_or_else(|| "+Inf".to_owned(), |&le| float(le));
+            self.sample("pass_duration_seconds_bucket", &[("le", &le)], cumulative);
+        }
+        self.sample("pass_duration_seconds_sum", &[], float(state.duration_sum));
+        self.sample("pass_duration_seconds_count", &[], cumulative);
+    }
+
+    /// Every attempt to the hub, by endpoint, method and status.
+    fn requests(&mut self, state: &State) {
+        self.family(
+            "requests_total",
+            "counter",
+            "Attempts of requests to the JupyterHub API, by method, endpoint template \
+             and HTTP status (none: no answer, as when the hub cannot be reached or \
+             does not answer in time).",
+        );
+        for (&(endpoint, method, status), &count) in &state.requests {
+            let status = status.to_string();
+            self.sample(
+                "requests_total",
+                &[
+                    ("endpoint", endpoint.template()),
+                    ("method", method),
+                    ("status", &status),
+                ],
+                count,
+            );
+        }
+
+        self.family(
+            "retries_total",
+            "counter",
+            "Requests to the hub sent again after a failure that may pass on a second try.",
+        );
+        self.sample("retries_total", &[], state.retries);
+    }
+
+    /// When the last pass succeeded, how long ago, and the failures since.
+    fn freshness(&mut self, state: &State, now: SystemTime) {
+        let since_epoch = |at: SystemTime| at.duration_since(UNIX_EPOCH).unwrap_or_default();
+        self.family(
+            "last_successful_pass_timestamp_seconds",
+            "gauge",
+            "When the last successful pass finished, in Unix time; 0 before the first.",
+        );
+        self.sample(
+            "last_successful_pass_timestamp_seconds",
+            &[],
+            float(
+                state
+                    .last_success
+                    .map_or(0.0, |at| since_epoch(at).as_secs_f64()),
+            ),
+        );
+        self.family(
+            "seconds_since_last_successful_pass",
+            "gauge",
+            "Seconds since the last successful pass finished (before the first: since the culler started).",
+        );
+        let since = state.last_success.or(state.started).unwrap_or(now);
+        self.sample(
+            "seconds_since_last_successful_pass",
+            &[],
+            float(now.duration_since(since).unwrap_or_default().as_secs_f64()),
+        );
+
+        self.family(
+            "consecutive_failed_passes",
+            "gauge",
+            "Passes that failed in a row since the last successful one.",
+        );
+        self.sample("consecutive_failed_passes", &[], state.consecutive_failures);
     }
 }
 
