@@ -36,8 +36,11 @@ impl Signal {
     }
 }
 
-/// Why the process exits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Why the process exits. Also the message that asks the Supervisor, the
+/// one place that ends the process, to end it with this code (the first
+/// asked wins): the actors that find the pipeline is done send it up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, actix::Message)]
+#[rtype(result = "()")]
 pub enum Exit {
     /// All went well (or a daemon was asked to stop).
     Clean,

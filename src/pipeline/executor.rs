@@ -9,7 +9,6 @@
 
 use super::chaos::{self, Site};
 use super::guard::{self, guarded, Restartable, Restarted};
-use super::pool::Lane;
 use crate::hub::{
     DeleteOutcome, HubClient, HubError, HubVersion, StopOutcome, TokenOwner, UserList, UserQuery,
 };
@@ -153,13 +152,23 @@ impl<C: Call> Message for Attempt<C> {
     type Result = Result<C::Output, AttemptError>;
 }
 
+/// Which lane of the pool's line a request waits in (see [`super::pool`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Reads the pipeline waits on: the version, the token's scopes, a page
+    /// of users. Served first.
+    Read,
+    /// Commands: stops and deletes.
+    Act,
+}
+
 /// Why an attempt produced no answer from the hub.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptError {
     /// The hub refused or failed.
     Hub(HubError),
     /// Not sent: the culler is stopping.
-    NotSent,
+    Stopping,
     /// Not sent: a request of this pass found the hub unreachable.
     HubDown,
     /// The executor crashed while carrying it out (and is being restarted).

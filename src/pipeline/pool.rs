@@ -31,7 +31,7 @@
 //! Other actors reach the pool through a [`Pool`] handle, whose
 //! [`Pool::call`] is one request with its retries.
 
-use super::executor::{Announce, Attempt, AttemptError, Call, Executor, GetVersion};
+use super::executor::{Announce, Attempt, AttemptError, Call, Executor, GetVersion, Lane};
 use crate::hub::retry::{GiveUp, Jitter, RetryDecision, RetryPolicy};
 use crate::hub::{HubError, HubVersion};
 use crate::logging::{info, warning, Log};
@@ -43,16 +43,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
-
-/// Which lane of the line a request waits in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lane {
-    /// Reads the pipeline waits on: the version, the token's scopes, a page
-    /// of users. Served first.
-    Read,
-    /// Commands: stops and deletes.
-    Act,
-}
 
 /// Why a command produced no answer from the hub.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,7 +201,7 @@ impl<C: Call> Handler<Dispatch<C>> for ExecutorPool {
 
     fn handle(&mut self, msg: Dispatch<C>, ctx: &mut Context<Self>) -> Self::Result {
         if self.stopping {
-            return Box::pin(std::future::ready(Err(AttemptError::NotSent)));
+            return Box::pin(std::future::ready(Err(AttemptError::Stopping)));
         }
         if self.outage.is_some() && !msg.despite_outage {
             return Box::pin(std::future::ready(Err(AttemptError::HubDown)));
@@ -239,7 +229,7 @@ impl<C: Call> Handler<Dispatch<C>> for ExecutorPool {
         }
         self.dispatch(ctx);
         // Dropped unanswered only when the pool stopped with the job queued.
-        Box::pin(async move { answer.await.unwrap_or(Err(AttemptError::NotSent)) })
+        Box::pin(async move { answer.await.unwrap_or(Err(AttemptError::Stopping)) })
     }
 }
 
@@ -546,7 +536,7 @@ impl Pool {
         self.addr
             .send(dispatch)
             .await
-            .unwrap_or(Err(AttemptError::NotSent))
+            .unwrap_or(Err(AttemptError::Stopping))
     }
 }
 
@@ -555,7 +545,7 @@ impl Pool {
 fn not_answered(err: AttemptError) -> Result<HubError, CommandError> {
     match err {
         AttemptError::Hub(error) => Ok(error),
-        AttemptError::NotSent => Err(CommandError::NotSent(NotSent::Stopping)),
+        AttemptError::Stopping => Err(CommandError::NotSent(NotSent::Stopping)),
         AttemptError::HubDown => Err(CommandError::NotSent(NotSent::HubDown)),
         AttemptError::Crashed => Err(CommandError::Crashed),
     }

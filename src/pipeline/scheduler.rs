@@ -18,7 +18,6 @@ use super::chaos::{self, Site};
 use super::guard::{self, guarded, Restartable, Restarted};
 use super::lister::{Lister, RunPass};
 use super::pool::Pool;
-use super::supervisor::End;
 use super::Tally;
 use crate::exit::{Exit, Signal};
 use crate::logging::{error, info, warning, Log};
@@ -75,7 +74,7 @@ pub struct Scheduler {
     pool: Pool,
     schedule: Schedule,
     /// Who ends the process (the Supervisor).
-    ends: Recipient<End>,
+    ends: Recipient<Exit>,
     /// Who counts this actor's restarts (the Supervisor).
     restarts: Recipient<Restarted>,
     /// Where passes are counted (`/metrics`, `/health`).
@@ -106,7 +105,7 @@ impl Scheduler {
         lister: Addr<Lister>,
         pool: Pool,
         schedule: Schedule,
-        ends: Recipient<End>,
+        ends: Recipient<Exit>,
         restarts: Recipient<Restarted>,
         metrics: Arc<Metrics>,
         log: Log,
@@ -256,7 +255,7 @@ impl Scheduler {
                 "Pass interrupted by {} after {took:.2} s: {tally}",
                 signal.name()
             );
-            self.ends.do_send(End(self.stop_code(signal)));
+            self.ends.do_send(self.stop_code(signal));
             return;
         }
         if self.schedule.dry_run {
@@ -270,14 +269,14 @@ impl Scheduler {
         }
         if tally.fatal {
             // The culler cannot work as configured (the Lister said why).
-            self.ends.do_send(End(Exit::Usage));
+            self.ends.do_send(Exit::Usage);
         } else if self.schedule.once {
             let exit = if tally.errors == 0 {
                 Exit::Clean
             } else {
                 Exit::PassFailed
             };
-            self.ends.do_send(End(exit));
+            self.ends.do_send(exit);
         } else if tally.is_complete() {
             if let Some(down) = self.hub_down.take() {
                 info!(

@@ -13,7 +13,7 @@
 //! the wire may finish for `--stop-timeout`, after which what is left is
 //! named and the process ends; a second signal ends it at once. Every other
 //! actor that wants the process to end (a `--once` pass done, a pass
-//! interrupted, a token that cannot be used) asks this one with [`End`].
+//! interrupted, a token that cannot be used) asks this one by sending it the [`Exit`].
 
 use super::evaluator::{Evaluator, Mode};
 use super::executor::Executor;
@@ -31,11 +31,6 @@ use crate::settings::Settings;
 use actix::prelude::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// End the process with this code (once: the first asked wins).
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-pub struct End(pub Exit);
 
 /// A stop signal arrived.
 #[derive(Debug, Clone, Copy, Message)]
@@ -256,10 +251,10 @@ impl Handler<Restarted> for Supervisor {
     }
 }
 
-impl Handler<End> for Supervisor {
+impl Handler<Exit> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, End(exit): End, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, exit: Exit, _ctx: &mut Context<Self>) {
         self.end(exit);
     }
 }

@@ -154,10 +154,10 @@ async fn stopping_answers_what_waits_and_sends_nothing_new() {
         actix_rt::task::yield_now().await;
     }
     pool.send(Stopping).await.unwrap();
-    assert_eq!(waiting.await.unwrap().unwrap(), Err(AttemptError::NotSent));
+    assert_eq!(waiting.await.unwrap().unwrap(), Err(AttemptError::Stopping));
     assert_eq!(
         pool.send(delete("c")).await.unwrap(),
-        Err(AttemptError::NotSent)
+        Err(AttemptError::Stopping)
     );
     // What was on the wire is still there, named.
     assert_eq!(pool.send(InFlight).await.unwrap(), ["DELETE /users/a"]);
