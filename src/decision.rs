@@ -152,6 +152,55 @@ impl fmt::Display for DecidedBy<'_> {
     }
 }
 
+/// How a server or user is named in the log, written straight into the
+/// line (see [`Decision::label`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Label<'a> {
+    user: &'a str,
+    /// A named server's name; `None` for a default server or a user.
+    server: Option<&'a str>,
+}
+
+impl fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.server {
+            Some(server) => write!(f, "{}/{server}", self.user),
+            None => f.write_str(self.user),
+        }
+    }
+}
+
+/// The parenthesis of a cull's log line, written straight into the line
+/// (see [`Decision::why`]): the reason, the spans, and the rule when one
+/// set the limits.
+pub struct Why<'a> {
+    /// Why.
+    pub reason: &'a Reason,
+    /// Time since the last activity.
+    pub idle: Option<Elapsed>,
+    /// Time since the start or creation.
+    pub age: Option<Elapsed>,
+    /// The rule that set the limits; `None` for the flags, which the line
+    /// does not name (so that lines without rules read as upstream's).
+    pub rule: Option<&'a dyn fmt::Display>,
+}
+
+impl fmt::Display for Why<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "reason: {}, inactive for {}, age: {}",
+            self.reason,
+            MaybeElapsed(self.idle),
+            MaybeElapsed(self.age)
+        )?;
+        match self.rule {
+            Some(rule) => write!(f, ", {rule}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// One decision about a server (`server` is its name, `""` for the
 /// default one) or, with `server` `None`, about a user.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,30 +222,29 @@ pub struct Decision<'a> {
     pub decided_by: Option<DecidedBy<'a>>,
 }
 
-impl Decision<'_> {
+impl<'a> Decision<'a> {
     /// `user` for a default server or a user, `user/name` for a named
     /// server, as upstream logs them.
-    pub fn label(&self) -> String {
-        match self.server {
-            Some(server) if !server.is_empty() => format!("{}/{server}", self.user),
-            _ => self.user.to_owned(),
+    pub fn label(&self) -> Label<'a> {
+        Label {
+            user: self.user,
+            server: self.server.filter(|server| !server.is_empty()),
         }
     }
 
     /// Why a cull is made, as the log line says it: `reason: idle,
     /// inactive for 01:02:03, age: 05:00:00`, and the rule when one set
     /// the limits.
-    pub fn why(&self) -> String {
-        let mut why = format!(
-            "reason: {}, inactive for {}, age: {}",
-            self.reason,
-            MaybeElapsed(self.idle),
-            MaybeElapsed(self.age)
-        );
-        if let Some(rule @ DecidedBy::Rule { .. }) = self.decided_by {
-            why.push_str(&format!(", {rule}"));
+    pub fn why(&self) -> Why<'_> {
+        Why {
+            reason: &self.reason,
+            idle: self.idle,
+            age: self.age,
+            rule: match &self.decided_by {
+                Some(rule @ DecidedBy::Rule { .. }) => Some(rule),
+                _ => None,
+            },
         }
-        why
     }
 
     /// The decision as the JSON log's fields (built only for a line that
@@ -215,6 +263,81 @@ impl Decision<'_> {
             fields = fields.rule(by.to_string());
         }
         fields
+    }
+}
+
+/// A decision to cull, owned, to log as `Culling server ada/lab (reason:
+/// idle, ...)` when its request goes on the wire (which may be after the
+/// page it came from is gone): its parts are kept and the line is
+/// formatted only when written, straight into the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Announce {
+    user: String,
+    server: Option<String>,
+    action: Action,
+    reason: Reason,
+    idle: Option<Elapsed>,
+    age: Option<Elapsed>,
+    /// What set the limits: `Some(None)` the flags, `Some(Some(label))` a rule.
+    decided_by: Option<Option<String>>,
+}
+
+impl Announce {
+    /// The announcement of `decision`.
+    pub fn of(decision: &Decision<'_>) -> Announce {
+        Announce {
+            user: decision.user.to_owned(),
+            server: decision.server.map(str::to_owned),
+            action: decision.action,
+            reason: decision.reason.clone(),
+            idle: decision.idle,
+            age: decision.age,
+            decided_by: decision.decided_by.map(|by| match by {
+                DecidedBy::Flags => None,
+                DecidedBy::Rule { .. } => Some(by.to_string()),
+            }),
+        }
+    }
+
+    /// The line's fields for the JSON log, as [`Decision::fields`] gives them.
+    pub fn fields(&self) -> Fields<'_> {
+        let mut fields = Fields::new()
+            .user(self.user.as_str())
+            .action(self.action.as_str())
+            .reason(self.reason.to_string())
+            .idle(self.idle.map(|e| e.0))
+            .age(self.age.map(|e| e.0));
+        if let Some(server) = &self.server {
+            fields = fields.server(server.as_str());
+        }
+        match &self.decided_by {
+            Some(Some(label)) => fields.rule(label.as_str()),
+            Some(None) => fields.rule("flags"),
+            None => fields,
+        }
+    }
+}
+
+impl fmt::Display for Announce {
+    /// `Culling server LABEL (WHY)` or `Culling user NAME (WHY)`, as
+    /// upstream words it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let user = &self.user;
+        match self.server.as_deref() {
+            Some("") => write!(f, "Culling server {user}")?,
+            Some(server) => write!(f, "Culling server {user}/{server}")?,
+            None => write!(f, "Culling user {user}")?,
+        }
+        let why = Why {
+            reason: &self.reason,
+            idle: self.idle,
+            age: self.age,
+            rule: match &self.decided_by {
+                Some(Some(label)) => Some(label as &dyn fmt::Display),
+                _ => None,
+            },
+        };
+        write!(f, " ({why})")
     }
 }
 
@@ -278,9 +401,9 @@ mod tests {
                 rule: &rule,
             }),
         };
-        assert_eq!(decision.label(), "ada/lab");
+        assert_eq!(decision.label().to_string(), "ada/lab");
         assert_eq!(
-            decision.why(),
+            decision.why().to_string(),
             "reason: idle, inactive for 01:02:03, age: unknown, rule \"gpu\""
         );
         let default = Decision {
@@ -288,9 +411,9 @@ mod tests {
             decided_by: Some(DecidedBy::Flags),
             ..decision.clone()
         };
-        assert_eq!(default.label(), "ada");
+        assert_eq!(default.label().to_string(), "ada");
         assert_eq!(
-            default.why(),
+            default.why().to_string(),
             "reason: idle, inactive for 01:02:03, age: unknown",
             "the flags are not named in the line"
         );

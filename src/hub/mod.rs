@@ -16,7 +16,9 @@ mod version;
 
 pub use endpoint::{Endpoint, Observer, Unobserved};
 pub use error::{BodyFault, HubError, REQUIRED_SCOPES};
-pub use models::{Pagination, Readiness, RejectedUser, Server, TokenOwner, User, UserList};
+pub use models::{
+    Pagination, Readiness, RejectedUser, Server, Servers, TokenOwner, User, UserList,
+};
 pub use time::{BadTimestamp, Timestamp};
 pub use tls::{internal_ssl, system_roots, TlsError};
 pub use version::HubVersion;

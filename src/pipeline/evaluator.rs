@@ -9,15 +9,17 @@ use super::guard::{self, guarded, Restartable, Restarted};
 use super::pool::{CommandError, Pool};
 use super::Tally;
 use crate::decision::{Action, Decision, MaybeElapsed, Reason};
-use crate::hub::{DeleteOutcome, HubError, Server, StopOutcome, User};
+use crate::hub::{DeleteOutcome, HubError, Servers, StopOutcome, User};
 use crate::logging::{debug_fields, error_fields, info_fields, warning, warning_fields, Log};
 use crate::policy::{judge_server, judge_user, CullPolicy};
 use crate::report::{Outcome, Record, Records};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
-use std::collections::BTreeMap;
+use futures_util::task::noop_waker_ref;
+use std::future::Future;
 use std::rc::Rc;
+use std::task::{self, Poll};
 
 /// One page of users to judge and act on.
 #[derive(Debug, Message)]
@@ -39,7 +41,8 @@ pub struct Mode {
 /// Judges users and dispatches commands; holds no per-pass state.
 pub struct Evaluator {
     policy: Rc<CullPolicy>,
-    pool: Pool,
+    /// Shared by the page's jobs: cloning the pool's address allocates.
+    pool: Rc<Pool>,
     mode: Rc<Mode>,
     restarts: Recipient<Restarted>,
     log: Log,
@@ -56,7 +59,7 @@ impl Evaluator {
     ) -> Self {
         Evaluator {
             policy: Rc::new(policy),
-            pool,
+            pool: Rc::new(pool),
             mode: Rc::new(mode),
             restarts,
             log,
@@ -96,23 +99,32 @@ impl Handler<EvaluatePage> for Evaluator {
             |evaluator| {
                 chaos::maybe_panic(Site::Evaluator);
                 let now = Utc::now();
-                let jobs: Vec<_> = page
-                    .users
-                    .into_iter()
-                    .map(|user| {
+                // Most users need no request (nothing running, nothing
+                // idle): their job finishes on its first poll, here, and
+                // only the jobs waiting on the hub are joined. (A waker is
+                // registered again on every poll, so the join's own waker
+                // replaces the no-op one.)
+                let mut tally = Tally::default();
+                let mut waiting = Vec::new();
+                let mut first = task::Context::from_waker(noop_waker_ref());
+                for user in page.users {
+                    let mut job = Box::pin(
                         UserJob {
                             policy: Rc::clone(&evaluator.policy),
-                            pool: evaluator.pool.clone(),
+                            pool: Rc::clone(&evaluator.pool),
                             mode: Rc::clone(&evaluator.mode),
                             log: evaluator.log.clone(),
                             now,
                         }
-                        .run(user)
-                    })
-                    .collect();
+                        .run(user),
+                    );
+                    match job.as_mut().poll(&mut first) {
+                        Poll::Ready(user) => tally += user,
+                        Poll::Pending => waiting.push(job),
+                    }
+                }
                 async move {
-                    let mut tally = Tally::default();
-                    for user in join_all(jobs).await {
+                    for user in join_all(waiting).await {
                         tally += user;
                     }
                     tally
@@ -132,7 +144,7 @@ impl Handler<EvaluatePage> for Evaluator {
 /// Everything needed to handle one user.
 struct UserJob {
     policy: Rc<CullPolicy>,
-    pool: Pool,
+    pool: Rc<Pool>,
     mode: Rc<Mode>,
     log: Log,
     now: DateTime<Utc>,
@@ -174,7 +186,7 @@ impl UserJob {
             self.report(&decision, None);
             return tally;
         }
-        let Some(announce) = self.announce(&decision, &format!("user {}", user.name)) else {
+        let Some(announce) = self.announce(&decision) else {
             tally.users_culled += 1;
             return tally;
         };
@@ -220,12 +232,7 @@ impl UserJob {
     /// how many are still running afterwards (kept, skipped, slow to stop or
     /// not stopped). In a dry run, servers that would be stopped count as
     /// stopped, so that the user's fate is what a real pass would decide.
-    async fn stop_servers(
-        &self,
-        user: &User,
-        servers: &BTreeMap<String, Server>,
-        tally: &mut Tally,
-    ) -> usize {
+    async fn stop_servers(&self, user: &User, servers: &Servers, tally: &mut Tally) -> usize {
         let mut alive = 0;
         let mut stops = Vec::new();
         for (name, server) in servers {
@@ -259,8 +266,7 @@ impl UserJob {
                     );
                 }
                 Action::Stop | Action::Remove | Action::Delete => {
-                    let Some(announce) = self.announce(&decision, &format!("server {label}"))
-                    else {
+                    let Some(announce) = self.announce(&decision) else {
                         tally.servers_culled += 1;
                         continue;
                     };
@@ -269,7 +275,7 @@ impl UserJob {
                         server: name.clone(),
                         remove: decision.action == Action::Remove,
                     };
-                    let pool = self.pool.clone();
+                    let pool = Rc::clone(&self.pool);
                     stops.push(async move {
                         let result = pool.call(command, Some(announce)).await;
                         (label, decision, result)
@@ -317,22 +323,23 @@ impl UserJob {
         alive
     }
 
-    /// The request announcing the cull of `what` ("user ada", "server
-    /// ada/lab"), logged as it goes on the wire; or, in a dry run, `None`
-    /// once "Would cull …" is logged and the decision recorded (nothing is
+    /// The announcement of a cull, logged as its request goes on the wire
+    /// ("Culling server ada/lab (...)"); or, in a dry run, `None` once
+    /// "Would cull …" is logged and the decision recorded (nothing is
     /// sent). The parenthesis is upstream's words, plus the rule when one
     /// decided (so that lines without rules read exactly as before).
-    fn announce(&self, decision: &Decision<'_>, what: &str) -> Option<Announce> {
-        let why = decision.why();
+    fn announce(&self, decision: &Decision<'_>) -> Option<Announce> {
         if self.mode.dry_run {
+            let what = match decision.server {
+                Some(_) => format!("server {}", decision.label()),
+                None => format!("user {}", decision.user),
+            };
+            let why = decision.why();
             info_fields!(self.log, decision.fields(), "Would cull {what} ({why})");
             self.report(decision, None);
             return None;
         }
-        Some(Announce {
-            line: format!("Culling {what} ({why})"),
-            fields: decision.fields().into_owned(),
-        })
+        Some(Announce::of(decision))
     }
 
     /// Writes the decision record, when records are asked for.

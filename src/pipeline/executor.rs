@@ -9,10 +9,11 @@
 
 use super::chaos::{self, Site};
 use super::guard::{self, guarded, Restartable, Restarted};
+pub use crate::decision::Announce;
 use crate::hub::{
     DeleteOutcome, HubClient, HubError, HubVersion, StopOutcome, TokenOwner, UserList, UserQuery,
 };
-use crate::logging::{info_fields, Fields, Log};
+use crate::logging::{info_fields, Log};
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
 
@@ -139,15 +140,6 @@ pub struct Attempt<C> {
     pub announce: Option<Announce>,
 }
 
-/// A log line announcing a request, with its structured fields.
-#[derive(Clone, Debug)]
-pub struct Announce {
-    /// The message.
-    pub line: String,
-    /// The fields of the JSON log format.
-    pub fields: Fields<'static>,
-}
-
 impl<C: Call> Message for Attempt<C> {
     type Result = Result<C::Output, AttemptError>;
 }
@@ -230,7 +222,7 @@ impl<C: Call> Handler<Attempt<C>> for Executor {
                 async move {
                     chaos::maybe_panic(Site::Executor);
                     if let Some(announce) = attempt.announce {
-                        info_fields!(log, announce.fields, "{}", announce.line);
+                        info_fields!(log, announce.fields(), "{announce}");
                     }
                     attempt.call.run(client).await.map_err(AttemptError::Hub)
                 }

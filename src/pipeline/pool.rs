@@ -90,10 +90,13 @@ impl fmt::Display for CommandError {
     }
 }
 
+/// Starts a job on the executor it is given; resolves when the job is answered.
+type Start = Box<dyn FnOnce(&Addr<Executor>) -> LocalBoxFuture<'static, ()>>;
+
 /// A request waiting for an executor: what it is, and how to hand it over.
 struct Job {
     description: String,
-    start: Box<dyn FnOnce(Addr<Executor>) -> LocalBoxFuture<'static, ()>>,
+    start: Start,
 }
 
 /// The pool; see the module documentation.
@@ -157,7 +160,7 @@ impl ExecutorPool {
             };
             self.idle.pop();
             self.on_the_wire.insert(executor, job.description);
-            let carried = (job.start)(self.executors[executor].clone());
+            let carried = (job.start)(&self.executors[executor]);
             ctx.spawn(carried.into_actor(self).map(move |(), pool, ctx| {
                 pool.on_the_wire.remove(&executor);
                 pool.idle.push(executor);
@@ -210,15 +213,13 @@ impl<C: Call> Handler<Dispatch<C>> for ExecutorPool {
         let attempt = msg.attempt;
         let job = Job {
             description: attempt.call.describe(),
-            start: Box::new(move |executor: Addr<Executor>| {
+            start: Box::new(move |executor: &Addr<Executor>| {
+                let sent = executor.send(attempt);
                 Box::pin(async move {
                     // A closed mailbox cannot happen under the Supervisor (it
                     // keeps the mailbox across restarts); if it did, the work
                     // was lost with it.
-                    let result = executor
-                        .send(attempt)
-                        .await
-                        .unwrap_or(Err(AttemptError::Crashed));
+                    let result = sent.await.unwrap_or(Err(AttemptError::Crashed));
                     let _ = answered.send(result);
                 })
             }),

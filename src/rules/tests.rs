@@ -1,5 +1,5 @@
 use super::*;
-use crate::hub::Readiness;
+use crate::hub::{Readiness, Servers};
 use serde_json::json;
 
 fn user(name: &str, admin: bool, groups: Option<&[&str]>) -> User {
@@ -8,7 +8,7 @@ fn user(name: &str, admin: bool, groups: Option<&[&str]>) -> User {
         admin: Some(admin),
         last_activity: None,
         created: None,
-        servers: Some(BTreeMap::new()),
+        servers: Some(Servers::default()),
         server: None,
         pending: None,
         groups: groups.map(|g| g.iter().map(|s| s.to_string()).collect()),

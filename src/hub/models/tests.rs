@@ -34,8 +34,11 @@ fn paginated_page_with_culler_scopes() {
         Some(&["instructors".to_owned()][..])
     );
     let servers = alice.visible_servers().unwrap();
-    assert_eq!(servers.keys().collect::<Vec<_>>(), ["", "gpu"]);
-    let gpu = &servers["gpu"];
+    assert_eq!(
+        servers.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+        ["", "gpu"]
+    );
+    let gpu = servers.get("gpu").unwrap();
     assert_eq!(gpu.ready, Readiness::Ready);
     assert!(gpu.started.is_some() && gpu.last_activity.is_some());
     assert_eq!(gpu.user_options.as_ref().unwrap()["profile"], "gpu");
@@ -105,8 +108,8 @@ fn legacy_users_without_servers_map() {
     )
     .unwrap();
     let servers = user.visible_servers().unwrap();
-    assert_eq!(servers[""].url.as_deref(), Some("/user/old/"));
-    assert_eq!(servers[""].last_activity, user.last_activity);
+    assert_eq!(servers.get("").unwrap().url.as_deref(), Some("/user/old/"));
+    assert_eq!(servers.get("").unwrap().last_activity, user.last_activity);
     let unseen: User = serde_json::from_str(r#"{"name": "x", "admin": false}"#).unwrap();
     assert!(unseen.visible_servers().is_none());
 }
@@ -368,4 +371,28 @@ mod fuzz {
             }
         }
     }
+}
+
+#[test]
+fn servers_are_kept_in_name_order_and_a_repeated_name_keeps_its_last() {
+    let json = r#"{"name": "ada", "servers": {
+        "zeta": {"name": "zeta", "ready": true, "url": "/z1"},
+        "": {"name": "", "ready": true},
+        "lab": {"name": "lab", "ready": false},
+        "zeta": {"name": "zeta", "ready": true, "url": "/z2"}
+    }}"#;
+    let user: User = serde_json::from_str(json).unwrap();
+    let servers = user.servers.as_ref().unwrap();
+    let names: Vec<_> = servers.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["", "lab", "zeta"]);
+    assert_eq!(servers.len(), 3);
+    assert_eq!(servers.get("zeta").unwrap().url.as_deref(), Some("/z2"));
+    assert!(servers.get("other").is_none());
+    let mut seen = Vec::new();
+    for (name, server) in servers {
+        seen.push((name.as_str(), server.ready));
+    }
+    assert_eq!(seen[1], ("lab", Readiness::NotReady));
+    let none: User = serde_json::from_str(r#"{"name": "bo", "servers": {}}"#).unwrap();
+    assert!(none.servers.unwrap().is_empty());
 }
