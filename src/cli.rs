@@ -225,6 +225,14 @@ options! {
     ssl_enabled: Bool = default("false");
     /// Where JupyterHub's internal-ssl certificates are (with --ssl-enabled)
     internal_certs_location: Text("DIR") = default("internal-ssl");
+    /// `hub`: idle by the hub's last_activity (upstream's way); `server`: a server the hub would cull for idleness is first asked about its kernels and terminals, and kept if they are in use (needs the proxy's URL and the access:servers scope)
+    activity: Text("SOURCE") = default("hub");
+    /// With --activity=server: open connections alone (a browser tab left open) show a server in use
+    activity_connections: Bool = default("false");
+    /// With --activity=server: seconds a server may take to say what runs inside it before the hub's timestamps decide
+    activity_timeout: Seconds("SECONDS") = default("5");
+    /// The hub's proxy, through which servers are asked (--activity=server): the hub's public URL, http://proxy-public under zero-to-jupyterhub
+    proxy_url: Text("URL") = unset("none: --activity=server needs it", "http://proxy-public");
     /// Times a failed request is sent again within a pass (connection errors, timeouts, 429, 5xx)
     retries: Number("N") = default("5");
     /// Seconds the first retry waits at most; each retry doubles it, up to 30 s, with random jitter

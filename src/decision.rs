@@ -72,6 +72,67 @@ pub enum Reason {
     ServersUnknown,
     /// An admin, and `--cull-admin-users=false`.
     Admin,
+    /// Idle by the hub's timestamps, but the server says it is in use
+    /// (`--activity=server`).
+    InUse(InUse),
+}
+
+/// What a server said that shows it in use, though the hub's timestamps
+/// call it idle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InUse {
+    /// A kernel is running code now.
+    KernelBusy,
+    /// A kernel was active this long ago, within the timeout.
+    Kernel(Elapsed),
+    /// A terminal was active this long ago, within the timeout.
+    Terminal(Elapsed),
+    /// This many connections are open (`--activity-connections`).
+    Connections(u64),
+}
+
+impl fmt::Display for InUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InUse::KernelBusy => f.write_str("kernel busy"),
+            InUse::Kernel(ago) => write!(f, "kernel active {ago} ago"),
+            InUse::Terminal(ago) => write!(f, "terminal active {ago} ago"),
+            InUse::Connections(1) => f.write_str("1 open connection"),
+            InUse::Connections(n) => write!(f, "{n} open connections"),
+        }
+    }
+}
+
+/// What a server's idleness was judged by: the hub's timestamps, or the
+/// server's own word (`--activity=server`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// The hub's timestamps (`--activity=hub`, and every decision the
+    /// server's word cannot change: keeps, skips, `--max-age`, users).
+    Hub,
+    /// The hub's timestamps say idle; the server is to be asked first,
+    /// counting activity within this many seconds (the timeout). Set by
+    /// the policy; the Evaluator asks and puts one of the two below in its
+    /// place ([`crate::policy::judge_inside`]).
+    AskServer {
+        /// The timeout in effect, in seconds.
+        within: u64,
+    },
+    /// The server was asked, and what it said decided.
+    Server,
+    /// The server could not be asked: the hub's timestamps decided.
+    HubFallback,
+}
+
+impl Signal {
+    /// Its name in decision records and JSON log lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Hub | Signal::AskServer { .. } => "hub",
+            Signal::Server => "server",
+            Signal::HubFallback => "hub-fallback",
+        }
+    }
 }
 
 impl fmt::Display for Reason {
@@ -87,6 +148,7 @@ impl fmt::Display for Reason {
             Reason::ServersRunning(_) => f.write_str("servers running"),
             Reason::ServersUnknown => f.write_str("servers unknown"),
             Reason::Admin => f.write_str("admin"),
+            Reason::InUse(in_use) => in_use.fmt(f),
         }
     }
 }
@@ -183,6 +245,9 @@ pub struct Why<'a> {
     /// The rule that set the limits; `None` for the flags, which the line
     /// does not name (so that lines without rules read as upstream's).
     pub rule: Option<&'a dyn fmt::Display>,
+    /// What judged the idleness: named only when the server was asked, or
+    /// was to be and could not be (so that other lines read as upstream's).
+    pub signal: Signal,
 }
 
 impl fmt::Display for Why<'_> {
@@ -194,9 +259,13 @@ impl fmt::Display for Why<'_> {
             MaybeElapsed(self.idle),
             MaybeElapsed(self.age)
         )?;
-        match self.rule {
-            Some(rule) => write!(f, ", {rule}"),
-            None => Ok(()),
+        if let Some(rule) = self.rule {
+            write!(f, ", {rule}")?;
+        }
+        match self.signal {
+            Signal::Server => f.write_str(", the server says idle too"),
+            Signal::HubFallback => f.write_str(", the server could not be asked"),
+            Signal::Hub | Signal::AskServer { .. } => Ok(()),
         }
     }
 }
@@ -220,6 +289,8 @@ pub struct Decision<'a> {
     /// What set the limits; `None` for a decision made before any limit
     /// (a skip, a user whose servers run, an admin).
     pub decided_by: Option<DecidedBy<'a>>,
+    /// What the idleness was judged by.
+    pub signal: Signal,
 }
 
 impl<'a> Decision<'a> {
@@ -244,6 +315,7 @@ impl<'a> Decision<'a> {
                 Some(rule @ DecidedBy::Rule { .. }) => Some(rule),
                 _ => None,
             },
+            signal: self.signal,
         }
     }
 
@@ -261,6 +333,9 @@ impl<'a> Decision<'a> {
         }
         if let Some(by) = self.decided_by {
             fields = fields.rule(by.to_string());
+        }
+        if self.signal != Signal::Hub {
+            fields = fields.signal(self.signal.as_str());
         }
         fields
     }
@@ -280,6 +355,7 @@ pub struct Announce {
     age: Option<Elapsed>,
     /// What set the limits: `Some(None)` the flags, `Some(Some(label))` a rule.
     decided_by: Option<Option<String>>,
+    signal: Signal,
 }
 
 impl Announce {
@@ -296,6 +372,7 @@ impl Announce {
                 DecidedBy::Flags => None,
                 DecidedBy::Rule { .. } => Some(by.to_string()),
             }),
+            signal: decision.signal,
         }
     }
 
@@ -309,6 +386,9 @@ impl Announce {
             .age(self.age.map(|e| e.0));
         if let Some(server) = &self.server {
             fields = fields.server(server.as_str());
+        }
+        if self.signal != Signal::Hub {
+            fields = fields.signal(self.signal.as_str());
         }
         match &self.decided_by {
             Some(Some(label)) => fields.rule(label.as_str()),
@@ -336,6 +416,7 @@ impl fmt::Display for Announce {
                 Some(Some(label)) => Some(label as &dyn fmt::Display),
                 _ => None,
             },
+            signal: self.signal,
         };
         write!(f, " ({why})")
     }
@@ -400,6 +481,7 @@ mod tests {
                 index: 0,
                 rule: &rule,
             }),
+            signal: Signal::Hub,
         };
         assert_eq!(decision.label().to_string(), "ada/lab");
         assert_eq!(

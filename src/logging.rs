@@ -134,6 +134,7 @@ pub struct Fields<'a> {
     idle: Option<u64>,
     age: Option<u64>,
     rule: Option<Cow<'a, str>>,
+    signal: Option<&'static str>,
 }
 
 impl<'a> Fields<'a> {
@@ -190,6 +191,13 @@ impl<'a> Fields<'a> {
         self
     }
 
+    /// `"signal"`: what the idleness was judged by (`hub`, `server`,
+    /// `hub-fallback`); left out for decisions made before any judging.
+    pub fn signal(mut self, signal: &'static str) -> Self {
+        self.signal = Some(signal);
+        self
+    }
+
     /// The same fields, owning their strings: for a line logged later than
     /// the strings live (a cull announced when its request is sent).
     pub fn into_owned(self) -> Fields<'static> {
@@ -204,6 +212,7 @@ impl<'a> Fields<'a> {
             idle: self.idle,
             age: self.age,
             rule: own(self.rule),
+            signal: self.signal,
         }
     }
 }
@@ -417,6 +426,9 @@ impl slog::KV for FieldsKv<'_, '_> {
         }
         if let Some(rule) = &fields.rule {
             out.emit_str("rule", rule)?;
+        }
+        if let Some(signal) = fields.signal {
+            out.emit_str("signal", signal)?;
         }
         Ok(())
     }

@@ -48,6 +48,20 @@ pub const PASS_DURATION_BUCKETS: [f64; 15] = [
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
 ];
 
+/// The `outcome` values of `server_looks_total`: the server's word (in
+/// use, idle), or why it could not be asked ([`crate::hub::LookError`]'s
+/// labels).
+pub const LOOK_OUTCOMES: [&str; 8] = [
+    "in_use",
+    "idle",
+    "no_url",
+    "unreachable",
+    "timeout",
+    "forbidden",
+    "status",
+    "not_jupyter",
+];
+
 /// The `Content-Type` of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -149,6 +163,8 @@ struct State {
     totals: PassCounts,
     requests: BTreeMap<RequestKey, u64>,
     retries: u64,
+    /// Servers asked what runs inside them, by outcome.
+    looks: BTreeMap<&'static str, u64>,
     last_success: Option<SystemTime>,
     consecutive_failures: u64,
 }
@@ -189,6 +205,13 @@ impl Metrics {
     /// Counts one retry: a request sent again after a failure that may pass.
     pub fn retry(&self) {
         self.state().retries += 1;
+    }
+
+    /// Counts one server asked what runs inside it (`--activity=server`),
+    /// by `outcome`: `in_use`, `idle`, or why it could not be asked (a
+    /// fixed word, never a name).
+    pub fn server_look(&self, outcome: &'static str) {
+        *self.state().looks.entry(outcome).or_insert(0) += 1;
     }
 
     /// Records a finished pass: its outcome, how long it took and what it
@@ -481,6 +504,15 @@ impl Exposition {
             "Requests to the hub sent again after a failure that may pass on a second try.",
         );
         self.sample("retries_total", &[], state.retries);
+
+        self.family(
+            "server_looks_total",
+            "counter",
+            "Servers asked what runs inside them (--activity=server), by outcome: in_use, idle, or why they could not be asked.",
+        );
+        for (&outcome, &count) in &state.looks {
+            self.sample("server_looks_total", &[("outcome", outcome)], count);
+        }
     }
 
     /// When the last pass succeeded, how long ago, and the failures since.

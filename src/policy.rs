@@ -9,9 +9,10 @@
 //! them come the operator's policy rules ([`crate::rules`]): the first that
 //! matches a server (or a user) sets its timeout or max age, or exempts it.
 
-use crate::decision::{Action, DecidedBy, Decision, Elapsed, Reason};
+use crate::decision::{Action, DecidedBy, Decision, Elapsed, InUse, Reason, Signal};
+use crate::hub::Inside;
 use crate::hub::{Readiness, Server, Timestamp, User};
-use crate::rules::Rule;
+use crate::rules::{Activity, Rule};
 use chrono::{DateTime, Utc};
 
 /// The rules an operator chose with the command line and the config file.
@@ -40,6 +41,13 @@ pub struct CullPolicy {
     pub user_max_age_secs: Option<u64>,
     /// The config file's rules, in order: the first that matches decides.
     pub rules: Vec<Rule>,
+    /// What a server's idleness is judged by where no rule says
+    /// (`--activity`).
+    pub activity: Activity,
+    /// Whether open connections alone show a server in use
+    /// (`--activity-connections`; off: an open tab with idle kernels is
+    /// idle).
+    pub activity_connections: bool,
 }
 
 impl Default for CullPolicy {
@@ -56,11 +64,23 @@ impl Default for CullPolicy {
             user_timeout_secs: 600,
             user_max_age_secs: None,
             rules: Vec::new(),
+            activity: Activity::Hub,
+            activity_connections: false,
         }
     }
 }
 
 impl CullPolicy {
+    /// Whether any server may be asked what runs inside it:
+    /// `--activity=server`, or a rule that says so.
+    pub fn asks_servers(&self) -> bool {
+        self.activity == Activity::Server
+            || self
+                .rules
+                .iter()
+                .any(|rule| rule.activity == Some(Activity::Server))
+    }
+
     /// The first rule that matches, with its index.
     fn rule_for(&self, matches: impl Fn(&Rule) -> bool) -> Option<(usize, &Rule)> {
         self.rules
@@ -101,6 +121,7 @@ pub fn judge_server<'a>(
         idle,
         age,
         decided_by,
+        signal: Signal::Hub,
     };
     if let Some(action) = server.pending.as_deref().filter(|a| !a.is_empty()) {
         let reason = Reason::Pending(action.to_owned());
@@ -140,7 +161,17 @@ pub fn judge_server<'a>(
         Some(reason) => {
             let remove = policy.remove_named_servers && !name.is_empty();
             let action = if remove { Action::Remove } else { Action::Stop };
-            decision(action, reason, idle, age, by)
+            let mut decision = decision(action, reason, idle, age, by);
+            let activity = rule
+                .and_then(|(_, r)| r.activity)
+                .unwrap_or(policy.activity);
+            let too_old = max_age.is_some_and(|max| age.is_some_and(|a| a.0 >= max));
+            if let (Activity::Server, Reason::Idle, false, Some(within)) =
+                (activity, &decision.reason, too_old, timeout)
+            {
+                decision.signal = Signal::AskServer { within };
+            }
+            decision
         }
         None => decision(Action::Keep, Reason::Active, idle, age, by),
     }
@@ -176,6 +207,7 @@ pub fn judge_user<'a>(
         idle,
         age,
         decided_by,
+        signal: Signal::Hub,
     };
     let keep = |reason| Some(decision(Action::Keep, reason, None, None, None));
     match servers_alive {
@@ -202,6 +234,74 @@ pub fn judge_user<'a>(
         Some(reason) => decision(Action::Delete, reason, idle, age, by),
         None => decision(Action::Keep, Reason::Active, idle, age, by),
     })
+}
+
+/// Judges again, with what the server said about itself, a decision
+/// the hub's timestamps made and that asks for the server's word
+/// ([`Signal::AskServer`]): a busy kernel, or kernel or terminal activity
+/// within the timeout (or, with `--activity-connections`, an open
+/// connection) keeps the server; otherwise the cull stands, now on the
+/// server's word. A server that could not be asked (`inside` is `None`)
+/// is judged by the hub's timestamps, as if not asked: a failed look never
+/// makes a server look idle, and never hides one that is. Any other
+/// decision is returned as it is.
+pub fn judge_inside<'a>(
+    policy: &CullPolicy,
+    now: DateTime<Utc>,
+    decision: Decision<'a>,
+    inside: Option<&Inside>,
+) -> Decision<'a> {
+    let Signal::AskServer { within } = decision.signal else {
+        return decision;
+    };
+    let Some(inside) = inside else {
+        return Decision {
+            signal: Signal::HubFallback,
+            ..decision
+        };
+    };
+    match in_use(inside, now, within, policy.activity_connections) {
+        Some(in_use) => Decision {
+            action: Action::Keep,
+            reason: Reason::InUse(in_use),
+            signal: Signal::Server,
+            ..decision
+        },
+        None => Decision {
+            signal: Signal::Server,
+            ..decision
+        },
+    }
+}
+
+/// What, inside a server, shows it in use: a busy kernel first, then the
+/// most recent kernel or terminal activity within `within` seconds, then
+/// open connections when they count.
+fn in_use(inside: &Inside, now: DateTime<Utc>, within: u64, connections: bool) -> Option<InUse> {
+    if inside.kernels.iter().any(|k| k.busy()) {
+        return Some(InUse::KernelBusy);
+    }
+    let recent = |then: Option<Timestamp>| {
+        then.map(|t| Elapsed::between(t, now))
+            .filter(|ago| ago.0 < within)
+    };
+    let kernel = inside
+        .kernels
+        .iter()
+        .filter_map(|k| recent(k.last_activity))
+        .min();
+    let terminal = inside
+        .terminals
+        .iter()
+        .filter_map(|t| recent(t.last_activity))
+        .min();
+    match (kernel, terminal) {
+        (Some(k), Some(t)) if t < k => return Some(InUse::Terminal(t)),
+        (Some(k), _) => return Some(InUse::Kernel(k)),
+        (None, Some(t)) => return Some(InUse::Terminal(t)),
+        (None, None) => {}
+    }
+    (connections && inside.connections > 0).then_some(InUse::Connections(inside.connections))
 }
 
 /// Idle time (since the last activity, or else since the beginning) and age

@@ -53,6 +53,10 @@ pub struct Record<'a> {
     pub dry_run: bool,
     /// What became of a stop or delete that was sent; `null` otherwise.
     pub outcome: Option<Outcome>,
+    /// What the idleness was judged by: `hub` (its timestamps), `server`
+    /// (the server was asked, `--activity=server`) or `hub-fallback` (it
+    /// was to be asked and could not be).
+    pub signal: &'static str,
 }
 
 impl<'a> Record<'a> {
@@ -69,6 +73,7 @@ impl<'a> Record<'a> {
             rule: decision.decided_by.map(|by| by.to_string()),
             dry_run,
             outcome,
+            signal: decision.signal.as_str(),
         }
     }
 }
@@ -106,7 +111,7 @@ impl Records {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decision::{DecidedBy, Elapsed, Reason};
+    use crate::decision::{DecidedBy, Elapsed, Reason, Signal};
     use std::rc::Rc;
 
     #[derive(Clone, Default)]
@@ -138,6 +143,7 @@ mod tests {
                 index: 0,
                 rule: &rule,
             }),
+            signal: Signal::Server,
         };
         records.write(&Record::of(&remove, true, None));
         let delete = Decision {
@@ -148,6 +154,7 @@ mod tests {
             idle: Some(Elapsed(1)),
             age: Some(Elapsed(2)),
             decided_by: Some(DecidedBy::Flags),
+            signal: Signal::Hub,
         };
         records.write(&Record::of(&delete, false, Some(Outcome::NotYet)));
         let text = String::from_utf8(out.0.borrow().clone()).unwrap();
@@ -160,12 +167,14 @@ mod tests {
             serde_json::json!({
                 "user": "carol@example.org", "server": "gpu", "action": "remove",
                 "reason": "idle", "idle_seconds": 3723, "age_seconds": null,
-                "rule": "rule \"gpu\"", "dry_run": true, "outcome": null
+                "rule": "rule \"gpu\"", "dry_run": true, "outcome": null,
+                "signal": "server"
             })
         );
         assert_eq!(lines[1]["server"], serde_json::Value::Null);
         assert_eq!(lines[1]["action"], "delete");
         assert_eq!(lines[1]["outcome"], "not-yet");
+        assert_eq!(lines[1]["signal"], "hub");
         assert_eq!(text.lines().count(), 2);
     }
 

@@ -51,14 +51,31 @@ pub struct Rule {
     /// Never cull what matches.
     #[serde(default)]
     pub never: bool,
+    /// What idleness is judged by for what matches (`"hub"` or
+    /// `"server"`); `--activity` where absent.
+    #[serde(default)]
+    pub activity: Option<Activity>,
+}
+
+/// What a server's idleness is judged by (`--activity`, or a rule's
+/// `activity`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activity {
+    /// The hub's `last_activity` alone: upstream's way.
+    #[default]
+    Hub,
+    /// The hub's timestamps, then, for a server they would cull for
+    /// idleness, the server's own kernels and terminals.
+    Server,
 }
 
 /// What a rule is missing, or holds that contradicts itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RuleError {
-    /// It sets neither `timeout`, `max_age` nor `never`.
+    /// It sets neither `timeout`, `max_age`, `activity` nor `never`.
     NoAction(String),
-    /// `never` with a `timeout` or `max_age`.
+    /// `never` with a `timeout`, `max_age` or `activity`.
     NeverAndTimes(String),
     /// A pattern that is empty.
     EmptyPattern(String),
@@ -69,11 +86,11 @@ impl fmt::Display for RuleError {
         match self {
             RuleError::NoAction(rule) => write!(
                 f,
-                "{rule} sets nothing: give it timeout = SECONDS, max_age = SECONDS or never = true"
+                "{rule} sets nothing: give it timeout = SECONDS, max_age = SECONDS, activity = \"server\" or never = true"
             ),
             RuleError::NeverAndTimes(rule) => write!(
                 f,
-                "{rule} says never = true and also a timeout or max_age: keep one"
+                "{rule} says never = true and also a timeout, max_age or activity: keep one"
             ),
             RuleError::EmptyPattern(rule) => {
                 write!(
@@ -99,10 +116,12 @@ impl Rule {
     /// Checks that the rule says something and does not contradict itself.
     pub fn check(&self, index: usize) -> Result<(), RuleError> {
         let label = self.label(index);
-        if self.never && (self.timeout.is_some() || self.max_age.is_some()) {
+        let sets_something =
+            self.timeout.is_some() || self.max_age.is_some() || self.activity.is_some();
+        if self.never && sets_something {
             return Err(RuleError::NeverAndTimes(label));
         }
-        if !self.never && self.timeout.is_none() && self.max_age.is_none() {
+        if !self.never && !sets_something {
             return Err(RuleError::NoAction(label));
         }
         let patterns = [&self.user, &self.group].into_iter().flatten().chain(

@@ -6,9 +6,10 @@
 use crate::cli::RawArgs;
 use crate::config;
 use crate::hub::retry::RetryPolicy;
-use crate::hub::{internal_ssl, system_roots, ApiToken, HubConfig};
+use crate::hub::{internal_ssl, system_roots, ApiToken, HubConfig, ProxyConfig};
 use crate::logging::{LogFormat, LogLevel};
 use crate::policy::CullPolicy;
+use crate::rules::Activity;
 use crate::serve::{bind_address, BindAddress, BindOrigin};
 use std::path::Path;
 use std::time::Duration;
@@ -128,7 +129,7 @@ impl Settings {
         let served = served(&raw, &env, &mut warnings)?;
         let (log_level, log_format) = logging(&raw)?;
         Ok(Settings {
-            hub: hub(&raw, &env)?,
+            hub: hub(&raw, &env, policy.asks_servers())?,
             concurrency,
             retry,
             policy,
@@ -151,7 +152,11 @@ impl Settings {
 
 /// How to reach the hub: the URL, the token, how long a request may take,
 /// and TLS.
-fn hub(raw: &RawArgs, env: &impl Fn(&str) -> Option<String>) -> Result<HubConfig, SettingsError> {
+fn hub(
+    raw: &RawArgs,
+    env: &impl Fn(&str) -> Option<String>,
+    asks_servers: bool,
+) -> Result<HubConfig, SettingsError> {
     let url = raw
         .url
         .clone()
@@ -186,13 +191,30 @@ fn hub(raw: &RawArgs, env: &impl Fn(&str) -> Option<String>) -> Result<HubConfig
             })?,
     };
 
+    let proxy = match raw.proxy_url.as_deref().map(str::trim) {
+        _ if !asks_servers => None,
+        None | Some("") => return Err(SettingsError::MissingProxyUrl),
+        Some(url) => Some(ProxyConfig {
+            url: check_url(url)?,
+            timeout: match seconds("--activity-timeout", &raw.activity_timeout)? {
+                limit if limit.is_zero() => {
+                    return Err(SettingsError::NotSeconds {
+                        flag: "--activity-timeout",
+                        value: "0".to_owned(),
+                    })
+                }
+                limit => limit,
+            },
+        }),
+    };
+    let https = |url: &str| url.to_ascii_lowercase().starts_with("https://");
     let tls = if boolean("--ssl-enabled", &raw.ssl_enabled)? {
         let location = raw
             .internal_certs_location
             .as_deref()
             .unwrap_or("internal-ssl");
         Some(internal_ssl(Path::new(location)).map_err(SettingsError::Tls)?)
-    } else if base_url.to_ascii_lowercase().starts_with("https://") {
+    } else if https(&base_url) || proxy.as_ref().is_some_and(|p| https(&p.url)) {
         let bundle = env("SSL_CERT_FILE").filter(|f| !f.trim().is_empty());
         Some(system_roots(bundle.as_deref().map(Path::new)).map_err(SettingsError::SystemRoots)?)
     } else {
@@ -203,6 +225,7 @@ fn hub(raw: &RawArgs, env: &impl Fn(&str) -> Option<String>) -> Result<HubConfig
         token: ApiToken::new(token),
         request_timeout,
         tls,
+        proxy,
     })
 }
 
@@ -232,6 +255,18 @@ fn policy(raw: &RawArgs, warnings: &mut Vec<String>) -> Result<CullPolicy, Setti
         cull_users: boolean("--cull-users", &raw.cull_users)?,
         cull_admin_users: boolean("--cull-admin-users", &raw.cull_admin_users)?,
         remove_named_servers: boolean("--remove-named-servers", &raw.remove_named_servers)?,
+        activity: match raw.activity.as_deref().map(str::trim) {
+            None | Some("hub") => Activity::Hub,
+            Some("server") => Activity::Server,
+            Some(other) => {
+                return Err(SettingsError::BadChoice {
+                    flag: "--activity",
+                    value: other.to_owned(),
+                    allowed: "hub or server",
+                })
+            }
+        },
+        activity_connections: boolean("--activity-connections", &raw.activity_connections)?,
     })
 }
 

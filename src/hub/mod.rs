@@ -8,6 +8,7 @@
 
 mod endpoint;
 mod error;
+mod inside;
 mod models;
 pub mod retry;
 mod time;
@@ -16,6 +17,7 @@ mod version;
 
 pub use endpoint::{Endpoint, Observer, Unobserved};
 pub use error::{BodyFault, HubError, REQUIRED_SCOPES};
+pub use inside::{Inside, Kernel, LookError, Terminal};
 pub use models::{
     Pagination, Readiness, RejectedUser, Server, Servers, TokenOwner, User, UserList,
 };
@@ -72,8 +74,25 @@ pub struct HubConfig {
     pub token: ApiToken,
     /// How long one request may take (`JUPYTERHUB_REQUEST_TIMEOUT`).
     pub request_timeout: Duration,
-    /// TLS settings for JupyterHub's internal SSL (`--ssl-enabled`).
+    /// TLS settings for JupyterHub's internal SSL (`--ssl-enabled`), or
+    /// the system's roots for an `https://` hub or proxy.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Where single-user servers are asked about themselves
+    /// (`--activity=server`); `None` when they are not.
+    pub proxy: Option<ProxyConfig>,
+}
+
+/// The hub's public proxy, through which single-user servers are asked
+/// what runs inside them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProxyConfig {
+    /// Its URL (`--proxy-url`), e.g. `http://proxy-public`, without a
+    /// trailing `/`.
+    pub url: String,
+    /// How long one server may take to say what runs inside it
+    /// (`--activity-timeout`): a hung server must not hold an executor
+    /// for the hub's whole request timeout.
+    pub timeout: Duration,
 }
 
 /// Which users `GET /users` should return.
@@ -141,6 +160,8 @@ pub struct HubClient {
     timeout: Duration,
     /// Told of every attempt, by endpoint and status (the metrics).
     observer: Arc<dyn Observer>,
+    /// Where servers are asked about themselves ([`HubClient::look_inside`]).
+    proxy: Option<Rc<ProxyConfig>>,
 }
 
 /// The two kinds of request the culler makes.
@@ -199,6 +220,7 @@ impl HubClient {
             http,
             timeout: config.request_timeout,
             observer,
+            proxy: config.proxy.clone().map(Rc::new),
         }
     }
 

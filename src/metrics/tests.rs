@@ -209,7 +209,7 @@ fn every_family_has_help_and_type_before_its_samples() {
             assert!(line.starts_with(family.as_str()), "{line} under {family}");
         }
     }
-    assert_eq!(declared.len(), 15, "{declared:?}");
+    assert_eq!(declared.len(), 16, "{declared:?}");
     assert!(declared
         .iter()
         .all(|n| n.starts_with("jupyterhub_idle_culler_")));
@@ -375,6 +375,9 @@ mod parsed {
             PassCounts::default(),
             at(40),
         );
+        for outcome in ["in_use", "timeout", "idle", "in_use"] {
+            metrics.server_look(outcome);
+        }
         metrics
     }
 
@@ -392,7 +395,7 @@ mod parsed {
         let parsed = parse_prometheus(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
         let families = &parsed.families;
         let name = |short: &str| format!("{NAMESPACE}_{short}");
-        let expected: [(&str, PrometheusType, &[&str]); 15] = [
+        let expected: [(&str, PrometheusType, &[&str]); 16] = [
             ("passes_total", PrometheusType::Counter, &["outcome"]),
             ("pass_duration_seconds", PrometheusType::Histogram, &[]),
             ("users_seen_total", PrometheusType::Counter, &[]),
@@ -407,6 +410,7 @@ mod parsed {
                 &["endpoint", "method", "status"],
             ),
             ("retries_total", PrometheusType::Counter, &[]),
+            ("server_looks_total", PrometheusType::Counter, &["outcome"]),
             (
                 "last_successful_pass_timestamp_seconds",
                 PrometheusType::Gauge,
@@ -446,6 +450,22 @@ mod parsed {
         assert_eq!(single("users_deleted_total"), 19.0);
         assert_eq!(single("errors_total"), 22.0);
         assert_eq!(single("retries_total"), 1.0);
+        let looks: Vec<(String, f64)> = families[&name("server_looks_total")]
+            .iter_samples()
+            .map(|s| {
+                let labels = s.get_labelset().unwrap();
+                let outcome = labels.get_label_value("outcome").unwrap().to_owned();
+                (outcome, number(&s.value))
+            })
+            .collect();
+        assert_eq!(
+            looks,
+            [
+                ("idle".to_owned(), 1.0),
+                ("in_use".to_owned(), 2.0),
+                ("timeout".to_owned(), 1.0)
+            ]
+        );
         assert_eq!(single("consecutive_failed_passes"), 0.0);
         assert_eq!(
             single("last_successful_pass_timestamp_seconds"),
@@ -525,6 +545,9 @@ mod parsed {
                 let labels = sample.get_labelset().unwrap();
                 for (label, value) in labels.iter() {
                     let allowed = match label.as_str() {
+                        "outcome" if family.family_name.ends_with("server_looks_total") => {
+                            LOOK_OUTCOMES.contains(&value.as_str())
+                        }
                         "outcome" => {
                             ["success", "failure", "interrupted"].contains(&value.as_str())
                         }
@@ -576,5 +599,34 @@ mod parsed {
             let labels = sample.get_labelset().unwrap();
             assert_eq!(labels.get_label_value("v"), Some(value));
         }
+    }
+}
+
+#[test]
+fn every_reason_a_server_could_not_be_asked_is_a_known_outcome() {
+    use crate::hub::LookError;
+    let request = String::new;
+    for err in [
+        LookError::NoProxy,
+        LookError::NoUrl,
+        LookError::Unreachable {
+            request: request(),
+            detail: String::new(),
+        },
+        LookError::Timeout {
+            request: request(),
+            limit: Duration::from_secs(1),
+        },
+        LookError::Forbidden { request: request() },
+        LookError::Status {
+            request: request(),
+            status: 404,
+        },
+        LookError::NotJupyter {
+            request: request(),
+            detail: String::new(),
+        },
+    ] {
+        assert!(LOOK_OUTCOMES.contains(&err.label()), "{}", err.label());
     }
 }

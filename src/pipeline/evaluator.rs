@@ -4,21 +4,25 @@
 //! answered (that answer is the pipeline's backpressure).
 
 use super::chaos::{self, Site};
-use super::executor::{Announce, DeleteUser, StopServer};
+use super::executor::{Announce, DeleteUser, LookInside, StopServer};
 use super::guard::{self, guarded, Restartable, Restarted};
 use super::pool::{CommandError, Pool};
 use super::Tally;
-use crate::decision::{Action, Decision, MaybeElapsed, Reason};
-use crate::hub::{DeleteOutcome, HubError, Servers, StopOutcome, User};
+use crate::decision::{Action, Decision, MaybeElapsed, Reason, Signal};
+use crate::hub::{DeleteOutcome, HubError, LookError, Server, Servers, StopOutcome, User};
 use crate::logging::{debug_fields, error_fields, info_fields, warning, warning_fields, Log};
-use crate::policy::{judge_server, judge_user, CullPolicy};
+use crate::metrics::Metrics;
+use crate::policy::{judge_inside, judge_server, judge_user, CullPolicy};
 use crate::report::{Outcome, Record, Records};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use futures_util::task::noop_waker_ref;
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{self, Poll};
 
 /// One page of users to judge and act on.
@@ -44,16 +48,19 @@ pub struct Evaluator {
     /// Shared by the page's jobs: cloning the pool's address allocates.
     pool: Rc<Pool>,
     mode: Rc<Mode>,
+    looks: Rc<Looks>,
     restarts: Recipient<Restarted>,
     log: Log,
 }
 
 impl Evaluator {
-    /// An evaluator applying `policy` through `pool`, as `mode` says.
+    /// An evaluator applying `policy` through `pool`, as `mode` says,
+    /// counting its looks inside servers in `metrics`.
     pub fn new(
         policy: CullPolicy,
         pool: Pool,
         mode: Mode,
+        metrics: Arc<Metrics>,
         restarts: Recipient<Restarted>,
         log: Log,
     ) -> Self {
@@ -61,6 +68,7 @@ impl Evaluator {
             policy: Rc::new(policy),
             pool: Rc::new(pool),
             mode: Rc::new(mode),
+            looks: Rc::new(Looks::new(metrics)),
             restarts,
             log,
         }
@@ -113,6 +121,7 @@ impl Handler<EvaluatePage> for Evaluator {
                             policy: Rc::clone(&evaluator.policy),
                             pool: Rc::clone(&evaluator.pool),
                             mode: Rc::clone(&evaluator.mode),
+                            looks: Rc::clone(&evaluator.looks),
                             log: evaluator.log.clone(),
                             now,
                         }
@@ -146,8 +155,39 @@ struct UserJob {
     policy: Rc<CullPolicy>,
     pool: Rc<Pool>,
     mode: Rc<Mode>,
+    looks: Rc<Looks>,
     log: Log,
     now: DateTime<Utc>,
+}
+
+/// What became of a server the policy would cull.
+enum Cull {
+    /// Kept: the server said it is in use.
+    Kept,
+    /// A dry run: logged and recorded as it would be culled.
+    DryRun,
+    /// Its stop was sent (or could not be).
+    Sent(Result<StopOutcome, CommandError>),
+}
+
+/// What asking servers about themselves shares across users.
+pub struct Looks {
+    /// Counts each look by outcome.
+    pub metrics: Arc<Metrics>,
+    /// Failures that every server would share (the proxy unreachable, the
+    /// token refused), already logged at WARN since the last look that
+    /// succeeded: the rest go to DEBUG.
+    quiet: RefCell<BTreeSet<&'static str>>,
+}
+
+impl Looks {
+    /// Looks counted in `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Looks {
+            metrics,
+            quiet: RefCell::default(),
+        }
+    }
 }
 
 impl UserJob {
@@ -266,27 +306,34 @@ impl UserJob {
                     );
                 }
                 Action::Stop | Action::Remove | Action::Delete => {
-                    let Some(announce) = self.announce(&decision) else {
-                        tally.servers_culled += 1;
-                        continue;
-                    };
-                    let command = StopServer {
-                        user: user.name.clone(),
-                        server: name.clone(),
-                        remove: decision.action == Action::Remove,
-                    };
-                    let pool = Rc::clone(&self.pool);
-                    stops.push(async move {
-                        let result = pool.call(command, Some(announce)).await;
-                        (label, decision, result)
-                    });
+                    stops.push(self.cull_server(user, name, server, decision));
                     continue;
                 }
             }
             self.report(&decision, None);
             alive += 1;
         }
-        for (label, decision, result) in join_all(stops).await {
+        for (decision, cull) in join_all(stops).await {
+            let label = decision.label();
+            let result = match cull {
+                Cull::Kept => {
+                    info_fields!(
+                        self.log,
+                        decision.fields(),
+                        "Not culling server {label}: {} (the hub's timestamps say inactive for {})",
+                        decision.reason,
+                        MaybeElapsed(decision.idle)
+                    );
+                    self.report(&decision, None);
+                    alive += 1;
+                    continue;
+                }
+                Cull::DryRun => {
+                    tally.servers_culled += 1;
+                    continue;
+                }
+                Cull::Sent(result) => result,
+            };
             let outcome = match result {
                 Ok(StopOutcome::Stopped) => {
                     tally.servers_culled += 1;
@@ -321,6 +368,89 @@ impl UserJob {
             self.report(&decision, Some(outcome));
         }
         alive
+    }
+
+    /// Culls one server the policy would stop: asks it first what runs
+    /// inside when the decision says to ([`Signal::AskServer`]), then
+    /// stops it unless that kept it (in a dry run, says it would).
+    async fn cull_server<'a>(
+        &self,
+        user: &'a User,
+        name: &'a str,
+        server: &Server,
+        decision: Decision<'a>,
+    ) -> (Decision<'a>, Cull) {
+        let decision = self.look_inside(server, decision).await;
+        if !decision.action.culls() {
+            return (decision, Cull::Kept);
+        }
+        let Some(announce) = self.announce(&decision) else {
+            return (decision, Cull::DryRun);
+        };
+        let command = StopServer {
+            user: user.name.clone(),
+            server: name.to_owned(),
+            remove: decision.action == Action::Remove,
+        };
+        let result = self.pool.call(command, Some(announce)).await;
+        (decision, Cull::Sent(result))
+    }
+
+    /// The decision again, with what the server says runs inside it, when
+    /// the decision asks for that; counted by outcome. A server that
+    /// cannot be asked is judged by the hub's timestamps, with a WARN line
+    /// (for a proxy that cannot be reached or a token refused, one until a
+    /// look succeeds again: every server would say the same).
+    async fn look_inside<'a>(&self, server: &Server, decision: Decision<'a>) -> Decision<'a> {
+        let Signal::AskServer { .. } = decision.signal else {
+            return decision;
+        };
+        let look = LookInside {
+            url: server.url.clone(),
+        };
+        let inside = match self.pool.call(look, None).await {
+            Ok(Ok(inside)) => {
+                self.looks.quiet.borrow_mut().clear();
+                Some(inside)
+            }
+            Ok(Err(err)) => {
+                self.looks.metrics.server_look(err.label());
+                let label = decision.label();
+                let everyone = matches!(
+                    err,
+                    LookError::Unreachable { .. }
+                        | LookError::Forbidden { .. }
+                        | LookError::NoProxy
+                );
+                if everyone && !self.looks.quiet.borrow_mut().insert(err.label()) {
+                    debug_fields!(
+                        self.log,
+                        decision.fields(),
+                        "Could not ask server {label} what runs inside it: {err}"
+                    );
+                } else {
+                    warning_fields!(
+                        self.log,
+                        decision.fields(),
+                        "Could not ask server {label} what runs inside it: {err}; judging it by the hub's timestamps"
+                    );
+                }
+                None
+            }
+            // Not sent (the culler is stopping, the hub is down): the stop
+            // will not be sent either.
+            Err(_) => None,
+        };
+        let decision = judge_inside(&self.policy, self.now, decision, inside.as_ref());
+        if inside.is_some() {
+            let outcome = if decision.action.culls() {
+                "idle"
+            } else {
+                "in_use"
+            };
+            self.looks.metrics.server_look(outcome);
+        }
+        decision
     }
 
     /// The announcement of a cull, logged as its request goes on the wire

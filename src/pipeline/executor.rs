@@ -11,7 +11,8 @@ use super::chaos::{self, Site};
 use super::guard::{self, guarded, Restartable, Restarted};
 pub use crate::decision::Announce;
 use crate::hub::{
-    DeleteOutcome, HubClient, HubError, HubVersion, StopOutcome, TokenOwner, UserList, UserQuery,
+    DeleteOutcome, HubClient, HubError, HubVersion, Inside, LookError, StopOutcome, TokenOwner,
+    UserList, UserQuery,
 };
 use crate::logging::{info_fields, Log};
 use actix::prelude::*;
@@ -127,6 +128,25 @@ impl Call for DeleteUser {
     }
     fn run(self, client: HubClient) -> LocalBoxFuture<'static, Result<DeleteOutcome, HubError>> {
         Box::pin(async move { client.delete_user(&self.user).await })
+    }
+}
+
+/// Ask a server what runs inside it (`--activity=server`), through the
+/// hub's proxy. Its failures are part of its answer, not the hub's: they
+/// are neither retried nor an outage, and the hub's timestamps decide.
+#[derive(Clone, Debug)]
+pub struct LookInside {
+    /// The server's URL as the hub gives it (`/user/ada/lab/`).
+    pub url: Option<String>,
+}
+
+impl Call for LookInside {
+    type Output = Result<Inside, LookError>;
+    fn describe(&self) -> String {
+        format!("GET {}api/status", self.url.as_deref().unwrap_or("?"))
+    }
+    fn run(self, client: HubClient) -> LocalBoxFuture<'static, Result<Self::Output, HubError>> {
+        Box::pin(async move { Ok(client.look_inside(self.url.as_deref()).await) })
     }
 }
 

@@ -26,7 +26,7 @@ use crate::hub::{HubClient, Observer};
 use crate::logging::{error, info, warning, Log};
 use crate::metrics::Metrics;
 use crate::report::Records;
-use crate::rules::required_scopes;
+use crate::rules::{required_scopes, ScopeNeed};
 use crate::settings::Settings;
 use actix::prelude::*;
 use std::sync::Arc;
@@ -121,13 +121,14 @@ impl Supervisor {
                 restarts.clone(),
                 self.log.clone(),
             );
+            let metrics = Arc::clone(&self.metrics);
             let (dry_run, json_output) = (settings.dry_run, settings.json_output);
             actix::Supervisor::start(move |_| {
                 let mode = Mode {
                     dry_run,
                     records: json_output.then(Records::stdout),
                 };
-                Evaluator::new(policy, pool, mode, restarts, log)
+                Evaluator::new(policy, pool, mode, Arc::clone(&metrics), restarts, log)
             })
         };
         let lister = {
@@ -138,7 +139,15 @@ impl Supervisor {
                 self.log.clone(),
             );
             let (page_size, cull_users) = (settings.api_page_size, settings.policy.cull_users);
-            let needs = required_scopes(&settings.policy.rules);
+            let mut needs = required_scopes(&settings.policy.rules);
+            if settings.policy.asks_servers() {
+                needs.push(ScopeNeed {
+                    rule: "--activity=server".to_owned(),
+                    field: "what runs inside each server (through the proxy)",
+                    scope: "access:servers",
+                    implied_by: &[],
+                });
+            }
             actix::Supervisor::start(move |_| {
                 Lister::new(pool, evaluator, page_size, cull_users, needs, restarts, log)
             })

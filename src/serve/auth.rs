@@ -261,6 +261,7 @@ mod tests {
             token: ApiToken::new("culler".into()),
             request_timeout: Duration::from_secs(1),
             tls: None,
+            proxy: None,
         };
         Checker {
             client: HubClient::new(&hub, Arc::new(crate::hub::Unobserved)),

@@ -251,6 +251,7 @@ async fn metrics_behind_a_token_check_are_503_while_the_hub_cannot_be_asked_and_
         token: crate::hub::ApiToken::new("culler".into()),
         request_timeout: Duration::from_secs(2),
         tls: None,
+        proxy: None,
     };
     let access = Access::HubToken {
         hub,

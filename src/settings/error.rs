@@ -83,6 +83,9 @@ pub enum SettingsError {
     },
     /// `--output=json` without `--once`.
     OutputNeedsOnce,
+    /// `--activity=server` (or a rule's `activity = "server"`) without
+    /// `--proxy-url`.
+    MissingProxyUrl,
     /// `--metrics-bind` is not an address to serve on.
     MetricsBind(BindError),
     /// `--metrics-auth=false` where others than this machine can reach
@@ -153,6 +156,10 @@ impl fmt::Display for SettingsError {
             ),
             SettingsError::OutputNeedsOnce => f.write_str(
                 "--output=json writes the decisions of one pass: add --once (and --dry-run to only look)",
+            ),
+            SettingsError::MissingProxyUrl => f.write_str(
+                "--activity=server asks each server through the hub's proxy: give --proxy-url \
+                 (the hub's public URL; http://proxy-public under zero-to-jupyterhub)",
             ),
         }
     }

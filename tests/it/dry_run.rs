@@ -8,7 +8,7 @@ use crate::support::scenario::*;
 
 /// The keys every decision record has, as the README documents them
 /// (sorted).
-pub const RECORD_KEYS: [&str; 9] = [
+pub const RECORD_KEYS: [&str; 10] = [
     "action",
     "age_seconds",
     "dry_run",
@@ -17,6 +17,7 @@ pub const RECORD_KEYS: [&str; 9] = [
     "reason",
     "rule",
     "server",
+    "signal",
     "user",
 ];
 

@@ -17,6 +17,7 @@ mod policy_rules;
 mod properties;
 mod real_hub;
 mod recovery;
+mod server_activity;
 mod supervision;
 mod support;
 mod two_cullers;

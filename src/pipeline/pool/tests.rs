@@ -24,6 +24,7 @@ fn pool(size: usize, port: u16, timeout: Duration) -> (Addr<ExecutorPool>, Arc<M
         token: ApiToken::new("token".into()),
         request_timeout: timeout,
         tls: None,
+        proxy: None,
     };
     let client = HubClient::new(&config, Arc::new(Unobserved));
     let nobody = Nobody.start().recipient();

@@ -480,5 +480,6 @@ fn elapsed_formats_as_hours_minutes_seconds() {
     assert_eq!(MaybeElapsed(None).to_string(), "unknown");
 }
 
+mod inside;
 mod properties;
 mod rules;

@@ -61,6 +61,7 @@ fn any_policy() -> impl Strategy<Value = CullPolicy> {
             user_timeout_secs: timeout_secs,
             user_max_age_secs: max_age_secs,
             rules: Vec::new(),
+            ..CullPolicy::default()
         })
 }
 

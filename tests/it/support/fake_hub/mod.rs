@@ -46,7 +46,7 @@ use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub use faults::{Delivery, DownMode, Fault, FaultAction, RandomFaults};
-pub use population::{ago, FakeServer, FakeUser};
+pub use population::{ago, FakeInside, FakeServer, FakeUser};
 pub use routes::{percent_encode, PAGINATION_MEDIA_TYPE};
 pub use state::{HubState, ListRecord, Outcome, RequestKind, RequestRecord, Target, WriteRecord};
 
@@ -190,6 +190,7 @@ impl HubConfig {
         ];
         if !self.minimal_scopes {
             scopes.push("read:users:groups");
+            scopes.push("access:servers");
         }
         scopes.into_iter().map(str::to_owned).collect()
     }

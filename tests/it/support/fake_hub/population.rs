@@ -35,6 +35,61 @@ pub struct FakeServer {
     pub last_activity: Option<DateTime<Utc>>,
     /// What the user chose at spawn (e.g. KubeSpawner's profile).
     pub user_options: Value,
+    /// What the server itself says when asked through the proxy
+    /// (jupyter-server's `api/status`, `api/kernels`, `api/terminals`).
+    pub inside: FakeInside,
+}
+
+/// A single-user server as the culler meets it through the proxy with
+/// `--activity=server`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FakeInside {
+    /// A jupyter-server with these kernels (`execution_state`,
+    /// `last_activity`), terminals (`last_activity`) and open connections.
+    Jupyter {
+        /// Its kernels.
+        kernels: Vec<(String, DateTime<Utc>)>,
+        /// Its terminals; `None`: no terminals extension (404).
+        terminals: Option<Vec<DateTime<Utc>>>,
+        /// Open connections, as `api/status` counts them.
+        connections: u64,
+    },
+    /// Answers nothing for this long, then as an idle jupyter-server.
+    Hangs(Duration),
+    /// Another application: a 200 with an HTML page.
+    Html,
+    /// Gone (a crashed pod): the proxy answers 503.
+    Gone,
+}
+
+impl FakeInside {
+    /// A jupyter-server with nothing running.
+    pub fn idle() -> Self {
+        FakeInside::Jupyter {
+            kernels: Vec::new(),
+            terminals: Some(Vec::new()),
+            connections: 0,
+        }
+    }
+
+    /// A jupyter-server whose one kernel is `state` since `at`.
+    pub fn kernel(state: &str, at: DateTime<Utc>) -> Self {
+        FakeInside::Jupyter {
+            kernels: vec![(state.to_owned(), at)],
+            terminals: Some(Vec::new()),
+            connections: 0,
+        }
+    }
+
+    /// A jupyter-server with one idle kernel long idle and one terminal
+    /// last active `at`.
+    pub fn terminal(at: DateTime<Utc>) -> Self {
+        FakeInside::Jupyter {
+            kernels: vec![("idle".to_owned(), ago(Duration::from_secs(86_400)))],
+            terminals: Some(vec![at]),
+            connections: 0,
+        }
+    }
 }
 
 impl FakeServer {
@@ -48,6 +103,7 @@ impl FakeServer {
             started: Some(now),
             last_activity: Some(now),
             user_options: json!({}),
+            inside: FakeInside::idle(),
         }
     }
 
@@ -89,7 +145,13 @@ impl FakeServer {
         self
     }
 
-    /// Sets `user_options`.
+    /// Sets what the server says about itself when asked.
+    pub fn inside(mut self, inside: FakeInside) -> Self {
+        self.inside = inside;
+        self
+    }
+
+    /// Sets what the user chose at spawn.
     pub fn user_options(mut self, options: Value) -> Self {
         self.user_options = options;
         self

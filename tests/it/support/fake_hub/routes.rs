@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use super::http::{Request, Response};
-use super::population::{FakeServer, FakeUser};
+use super::population::{FakeInside, FakeServer, FakeUser};
 use super::state::{HubState, ListRecord, RequestKind, Target, WriteRecord};
 use super::HubConfig;
 
@@ -36,6 +36,13 @@ pub(super) enum Route {
     NotFound,
     /// A known path with the wrong method.
     MethodNotAllowed,
+    /// `GET /user/{user}/[{server}/]api/{what}`: a single-user server's
+    /// own API, through the proxy.
+    Inside {
+        user: String,
+        server: String,
+        what: String,
+    },
     /// Not below `/hub/api` at all.
     Outside,
 }
@@ -52,6 +59,12 @@ pub(super) struct Parsed {
 impl Parsed {
     /// Decodes and routes the request's path.
     pub fn of(req: &Request) -> Parsed {
+        if let Some(inside) = Route::inside(&req.raw_path) {
+            return Parsed {
+                path: percent_decode(&req.raw_path, false),
+                route: inside,
+            };
+        }
         let Some(rel_raw) = req.raw_path.strip_prefix("/hub/api") else {
             return Parsed {
                 path: percent_decode(&req.raw_path, false),
@@ -78,6 +91,7 @@ impl Parsed {
             Route::GetUser(_) => RequestKind::GetUser,
             Route::DeleteUser(_) => RequestKind::DeleteUser,
             Route::StopServer { .. } => RequestKind::StopServer,
+            Route::Inside { .. } => RequestKind::Inside,
             Route::NotFound | Route::MethodNotAllowed | Route::Outside => RequestKind::Other,
         }
     }
@@ -95,6 +109,22 @@ impl Parsed {
 }
 
 impl Route {
+    /// `/user/NAME/api/WHAT` or `/user/NAME/SERVER/api/WHAT`.
+    fn inside(raw_path: &str) -> Option<Route> {
+        let rest = raw_path.strip_prefix("/user/")?;
+        let segments: Vec<String> = rest.split('/').map(|s| percent_decode(s, false)).collect();
+        let (user, server, what) = match segments.as_slice() {
+            [user, api, what] if api == "api" => (user, String::new(), what),
+            [user, server, api, what] if api == "api" => (user, server.clone(), what),
+            _ => return None,
+        };
+        Some(Route::Inside {
+            user: user.clone(),
+            server,
+            what: what.clone(),
+        })
+    }
+
     fn parse(method: &str, segments: &[String]) -> Route {
         let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
         let (route, allowed): (Route, &[&str]) = match segs.as_slice() {
@@ -140,6 +170,15 @@ pub(super) fn authorized(config: &HubConfig, req: &Request, parsed: &Parsed) -> 
         return true;
     }
     let presented = presented_token(req);
+    if let Route::Inside { .. } = parsed.route {
+        // The single-user server lets in the hub's token holders with
+        // access:servers.
+        return config
+            .token
+            .as_deref()
+            .is_none_or(|t| presented.as_deref() == Some(t))
+            && config.scopes().iter().any(|s| s == "access:servers");
+    }
     if config.other(presented.as_deref()).is_some() {
         return true;
     }
@@ -186,6 +225,7 @@ pub(super) fn answer(s: &mut HubState, req: &Request, parsed: &Parsed) -> Respon
         },
         Route::DeleteUser(name) => delete_user(s, name),
         Route::StopServer { user, server } => stop_server(s, user, server, &req.body),
+        Route::Inside { user, server, what } => inside(s, user, server, what),
         Route::NotFound | Route::Outside => error(404, Some("Not Found")),
         Route::MethodNotAllowed => error(405, Some("Method Not Allowed")),
     };
@@ -534,6 +574,100 @@ fn server_model(config: &HubConfig, user: &FakeUser, escaped: &str, srv: &FakeSe
     m.insert("full_url".into(), Value::Null);
     m.insert("full_progress_url".into(), Value::Null);
     Value::Object(m)
+}
+
+/// How long a hung single-user server keeps a request waiting.
+pub(super) fn hang_of(s: &HubState, parsed: &Parsed) -> std::time::Duration {
+    let Route::Inside { user, server, .. } = &parsed.route else {
+        return std::time::Duration::ZERO;
+    };
+    match s
+        .user(user)
+        .and_then(|u| u.servers.get(server))
+        .map(|srv| &srv.inside)
+    {
+        Some(FakeInside::Hangs(d)) => *d,
+        _ => std::time::Duration::ZERO,
+    }
+}
+
+/// A single-user server's own answer (jupyter-server 2's shapes), or the
+/// proxy's when the server is not there. A hung server's wait is served
+/// before this ([`FakeInside::Hangs`]), then it answers as idle.
+fn inside(s: &HubState, user: &str, server: &str, what: &str) -> Response {
+    let running = s
+        .user(user)
+        .and_then(|u| u.servers.get(server))
+        .filter(|srv| srv.is_active());
+    let Some(srv) = running else {
+        return Response::new(
+            503,
+            "text/html",
+            "<html><body>Service Unavailable</body></html>",
+        );
+    };
+    let stamp = |at: &DateTime<Utc>| json!(at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
+    let (kernels, terminals, connections) = match &srv.inside {
+        FakeInside::Jupyter {
+            kernels,
+            terminals,
+            connections,
+        } => (kernels.clone(), terminals.clone(), *connections),
+        FakeInside::Hangs(_) => (Vec::new(), Some(Vec::new()), 0),
+        FakeInside::Html => {
+            return Response::new(
+                200,
+                "text/html",
+                "<html><body>Hello from Streamlit</body></html>",
+            )
+        }
+        FakeInside::Gone => {
+            return Response::new(
+                503,
+                "text/html",
+                "<html><body>Service Unavailable</body></html>",
+            )
+        }
+    };
+    match what {
+        "status" => Response::json(
+            200,
+            &json!({
+                "started": stamp(&srv.started.unwrap_or_else(Utc::now)),
+                "last_activity": stamp(&Utc::now()),
+                "connections": connections,
+                "kernels": kernels.len(),
+            }),
+        ),
+        "kernels" => Response::json(
+            200,
+            &Value::Array(
+                kernels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (state, at))| {
+                        json!({"id": format!("k{i}"), "name": "python3",
+                               "last_activity": stamp(at), "execution_state": state,
+                               "connections": 0})
+                    })
+                    .collect(),
+            ),
+        ),
+        "terminals" => match terminals {
+            Some(terminals) => Response::json(
+                200,
+                &Value::Array(
+                    terminals
+                        .iter()
+                        .enumerate()
+                        .map(|(i, at)| json!({"name": (i + 1).to_string(), "last_activity": stamp(at)}))
+                        .collect(),
+                ),
+            ),
+            None => error(404, Some("Not Found")),
+        },
+        _ => error(404, Some("Not Found")),
+    }
 }
 
 /// A hub-style JSON error: `{"status": N, "message": M}`.

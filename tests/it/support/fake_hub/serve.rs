@@ -99,6 +99,7 @@ impl Hub {
             let s = self.lock();
             match parsed.kind() {
                 RequestKind::Version => Duration::ZERO,
+                RequestKind::Inside => routes::hang_of(&s, parsed),
                 _ if req.method == "DELETE" => s.config.delete_latency.unwrap_or(s.config.latency),
                 _ => s.config.latency,
             }

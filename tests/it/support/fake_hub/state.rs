@@ -25,6 +25,9 @@ pub enum RequestKind {
     StopServer,
     /// `DELETE /hub/api/users/{name}`.
     DeleteUser,
+    /// `GET /user/{name}/[{server}/]api/…`: a single-user server asked
+    /// through the proxy.
+    Inside,
     /// Anything else (answered 404/405).
     Other,
 }
