@@ -28,7 +28,8 @@
 //! (how many of those are idle), `--named` (named servers per running user,
 //! idle with their user, stopped and kept), `--stop-latency-ms`,
 //! `--list-latency-ms` (how long a page of users takes), `--page-size`
-//! (`--api-page-size`; default: the hub's 50), `--concurrency`.
+//! (`--api-page-size`; default: the hub's 50), `--concurrency`,
+//! `--activity` (`server`: ask the servers the hub would cull).
 
 mod common;
 #[allow(dead_code, unused_imports)]
@@ -74,6 +75,11 @@ struct Scenario {
     list_latency: Duration,
     page_size: Option<usize>,
     concurrency: usize,
+    /// `--activity=server`: every server the hub's timestamps would cull
+    /// is asked about its kernels first (three requests), through the fake
+    /// hub, which plays the proxy too; they say idle, so the stops are the
+    /// same.
+    asks_servers: bool,
 }
 
 impl Scenario {
@@ -96,7 +102,14 @@ impl Scenario {
             list_latency: Duration::ZERO,
             page_size,
             concurrency,
+            asks_servers: false,
         }
+    }
+
+    /// The same, asking the servers it would cull (`--activity=server`).
+    fn asking_servers(mut self) -> Scenario {
+        self.asks_servers = true;
+        self
     }
 
     /// The same, with pages of users that take `ms` to answer.
@@ -108,7 +121,10 @@ impl Scenario {
     /// The presets: throughput at the bound (stops that take 50 ms, at
     /// concurrency 10 and 50; and again with pages of users that take
     /// 50 ms, the slow end of what a hub of 10,000+ users takes), and scale
-    /// with no latency (CPU and memory from 10,000 to 1,000,000 users).
+    /// with no latency (CPU and memory from 10,000 to 1,000,000 users); and
+    /// what asking the servers costs (10,000 running servers, 1,000 of
+    /// them idle by the hub's timestamps, with and without
+    /// `--activity=server`).
     fn presets() -> Vec<Scenario> {
         vec![
             Scenario::preset("bound-c10", 5_000, 1_000, 500, 50, None, 10),
@@ -119,6 +135,9 @@ impl Scenario {
             Scenario::preset("scale-10k", 10_000, 1_000, 500, 0, Some(200), 10),
             Scenario::preset("scale-100k", 100_000, 10_000, 5_000, 0, Some(200), 10),
             Scenario::preset("scale-1m", 1_000_000, 10_000, 5_000, 0, Some(200), 10),
+            Scenario::preset("activity-hub", 10_000, 10_000, 1_000, 0, Some(200), 10),
+            Scenario::preset("activity-server", 10_000, 10_000, 1_000, 0, Some(200), 10)
+                .asking_servers(),
         ]
     }
 
@@ -233,6 +252,10 @@ fn run(
             ];
             if let Some(size) = scenario.page_size {
                 args.push(format!("--api-page-size={size}"));
+            }
+            if scenario.asks_servers {
+                args.push("--activity=server".into());
+                args.push(format!("--proxy-url=http://{}", hub.addr()));
             }
             (culler(), args)
         }
@@ -676,6 +699,7 @@ fn parse_options() -> Result<Options, String> {
             }
             "--page-size" => (custom.page_size, is_custom) = (Some(number()?), true),
             "--concurrency" => (custom.concurrency, is_custom) = (number()?.max(1), true),
+            "--activity" => (custom.asks_servers, is_custom) = (value == "server", true),
             other => return Err(format!("unknown option {other} (see benches/culling.rs)")),
         }
     }
@@ -692,6 +716,9 @@ fn parse_options() -> Result<Options, String> {
             list_latency: Duration::from_millis(2),
             page_size: None,
             concurrency: 10,
+            // The smoke asks the servers too, so the harness's fake
+            // single-user servers are exercised with the rest.
+            asks_servers: true,
         };
         (is_custom, reps) = (true, 1);
     }
@@ -768,7 +795,11 @@ fn main() {
         for _ in 0..options.reps {
             // Alternating, so that drift in the machine's load hits both.
             let mut order = vec![Which::Ours];
-            if options.python.is_some() && options.python_runs(&scenario.name) {
+            // The Python culler cannot ask servers: no like-for-like run.
+            if options.python.is_some()
+                && options.python_runs(&scenario.name)
+                && !scenario.asks_servers
+            {
                 order.push(Which::Python);
             }
             for which in order {

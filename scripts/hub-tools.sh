@@ -16,7 +16,7 @@
 # change). Pin with e.g. JUPYTERHUB_PIP_SPECS="jupyterhub==6.1.1 jupyter-server".
 # configurable-http-proxy is pinned: 5.3.0 is checked to run on the Node.js
 # 20 these machines have (it asks for 22 but only warns).
-: "${JUPYTERHUB_PIP_SPECS:=jupyterhub jupyter-server}"
+: "${JUPYTERHUB_PIP_SPECS:=jupyterhub jupyter-server ipykernel}"
 : "${CHP_NPM_SPEC:=configurable-http-proxy@5.3.0}"
 
 hub_tools_log() { printf '[hub-tools] %s\n' "$*" >&2; }

@@ -16,6 +16,7 @@ mod pipeline;
 mod policy_rules;
 mod properties;
 mod real_hub;
+mod real_hub_activity;
 mod recovery;
 mod server_activity;
 mod supervision;

@@ -335,3 +335,64 @@ fn looks_count_against_the_concurrency_bound() {
         "slow looks overlap up to the bound and no further"
     );
 }
+
+#[test]
+fn a_dry_run_asks_too_and_the_json_log_and_metrics_carry_what_decided() {
+    let hub = start(
+        HubConfig::new()
+            .user(idle_by_the_hub(
+                "training",
+                FakeInside::kernel("busy", ago(hours(3))),
+            ))
+            .user(idle_by_the_hub("forgotten", FakeInside::idle()))
+            .user(idle_by_the_hub("crashed", FakeInside::Gone)),
+    );
+    let dry = asking(&hub, &["--dry-run", "--log-format=json"]);
+    dry.assert_success();
+    assert!(stopped(&hub).is_empty(), "a dry run stops nothing:\n{dry}");
+    let records = records(&dry);
+    assert_eq!(records["training"]["reason"], "kernel busy");
+    assert_eq!(records["forgotten"]["action"], "stop");
+    assert_eq!(records["forgotten"]["dry_run"], true);
+    let kept: Vec<Value> = dry
+        .stderr_lines()
+        .into_iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["user"] == "training")
+        .collect();
+    assert_eq!(kept.len(), 1, "{dry}");
+    assert_eq!(
+        (&kept[0]["reason"], &kept[0]["signal"], &kept[0]["action"]),
+        (
+            &Value::from("kernel busy"),
+            &Value::from("server"),
+            &Value::from("keep")
+        )
+    );
+
+    let culler = crate::support::culler::Culler::against(hub.url(), TOKEN)
+        .args([
+            TIMEOUT_1H,
+            "--cull-every=600",
+            "--activity=server",
+            "--metrics-bind=127.0.0.1:0",
+        ])
+        .arg(proxy_url(&hub))
+        .arg("--metrics-auth=false")
+        .spawn();
+    let base = crate::metrics::metrics_url(&culler);
+    assert!(
+        culler.wait_for_log("Pass finished", secs(20)),
+        "{}",
+        culler.stderr_so_far()
+    );
+    let (status, body) = crate::support::exposition::get(&format!("{base}/metrics"));
+    assert_eq!(status, 200, "{body}");
+    let looks = "jupyterhub_idle_culler_server_looks_total";
+    for outcome in ["in_use", "idle", "status"] {
+        let count = crate::support::exposition::sample(&body, looks, &[("outcome", outcome)]);
+        assert_eq!(count, Some(1.0), "{outcome}\n{body}");
+    }
+    culler.signal("TERM");
+    culler.wait(secs(30)).assert_success();
+}

@@ -6,6 +6,7 @@
 pub mod culler;
 pub mod exposition;
 pub mod fake_hub;
+pub mod kernels;
 pub mod process;
 #[allow(dead_code)]
 pub mod real_hub;

@@ -433,6 +433,12 @@ impl RealHub {
         format!("http://127.0.0.1:{}", self.public_port)
     }
 
+    /// The Python of the environment the hub runs from (beside
+    /// `jupyterhub`): it has jupyter-server, and so tornado.
+    pub fn python(&self) -> PathBuf {
+        self.bins.jupyterhub.with_file_name("python")
+    }
+
     /// The token of the `culler` service, whose role holds only the
     /// documented scopes.
     pub fn culler_token(&self) -> &str {
@@ -1164,7 +1170,7 @@ fn port_refuses(port: u16) -> bool {
 }
 
 /// Sleeps until `t` (not at all when it has passed).
-fn sleep_until(t: SystemTime) {
+pub fn sleep_until(t: SystemTime) {
     if let Ok(left) = t.duration_since(SystemTime::now()) {
         thread::sleep(left);
     }
