@@ -127,9 +127,10 @@ impl Settings {
         let (concurrency, retry, api_page_size) = requests(&raw, &mut warnings)?;
         let schedule = schedule(&raw, policy.timeout_secs)?;
         let served = served(&raw, &env, &mut warnings)?;
+        let hub = hub(&raw, &env, policy.asks_servers(), &mut warnings)?;
         let (log_level, log_format) = logging(&raw)?;
         Ok(Settings {
-            hub: hub(&raw, &env, policy.asks_servers())?,
+            hub,
             concurrency,
             retry,
             policy,
@@ -156,6 +157,7 @@ fn hub(
     raw: &RawArgs,
     env: &impl Fn(&str) -> Option<String>,
     asks_servers: bool,
+    warnings: &mut Vec<String>,
 ) -> Result<HubConfig, SettingsError> {
     let url = raw
         .url
@@ -192,6 +194,12 @@ fn hub(
     };
 
     let proxy = match raw.proxy_url.as_deref().map(str::trim) {
+        Some(url) if !asks_servers && !url.is_empty() => {
+            warnings.push(format!(
+                "--proxy-url={url} is used only with --activity=server (or a rule's activity = \"server\"): ignored"
+            ));
+            None
+        }
         _ if !asks_servers => None,
         None | Some("") => return Err(SettingsError::MissingProxyUrl),
         Some(url) => Some(ProxyConfig {

@@ -479,3 +479,72 @@ fn log_level() {
 
 mod file;
 mod served;
+
+#[test]
+fn activity_server_needs_a_proxy_url_and_takes_its_timeout() {
+    let asking = ["--activity=server", "--proxy-url=http://proxy-public/"];
+    let s = settings(&asking, HUB).unwrap();
+    assert_eq!(s.policy.activity, Activity::Server);
+    assert!(!s.policy.activity_connections);
+    let proxy = s.hub.proxy.expect("a proxy to ask through");
+    assert_eq!(proxy.url, "http://proxy-public");
+    assert_eq!(proxy.timeout, Duration::from_secs(5));
+    let s = settings(
+        &[
+            &asking[..],
+            &["--activity-timeout=0.5", "--activity-connections"],
+        ]
+        .concat(),
+        HUB,
+    )
+    .unwrap();
+    assert_eq!(s.hub.proxy.unwrap().timeout, Duration::from_millis(500));
+    assert!(s.policy.activity_connections);
+    assert_eq!(
+        settings(&["--activity=server"], HUB).unwrap_err(),
+        SettingsError::MissingProxyUrl
+    );
+    assert!(SettingsError::MissingProxyUrl
+        .to_string()
+        .contains("http://proxy-public"));
+    assert!(matches!(
+        settings(&[&asking[..], &["--activity-timeout=0"]].concat(), HUB),
+        Err(SettingsError::NotSeconds {
+            flag: "--activity-timeout",
+            ..
+        })
+    ));
+    assert!(matches!(
+        settings(&["--activity=kernels"], HUB),
+        Err(SettingsError::BadChoice {
+            flag: "--activity",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn the_hub_asks_nothing_by_default_and_an_unused_proxy_url_is_a_warning() {
+    let s = settings(&[], HUB).unwrap();
+    assert_eq!(s.policy.activity, Activity::Hub);
+    assert!(s.hub.proxy.is_none());
+    let s = settings(&["--proxy-url=http://proxy-public"], HUB).unwrap();
+    assert!(s.hub.proxy.is_none());
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("--proxy-url") && w.contains("ignored")),
+        "{:?}",
+        s.warnings
+    );
+}
+
+#[test]
+fn an_https_proxy_is_checked_with_the_system_roots_though_the_hub_is_http() {
+    let s = settings(
+        &["--activity=server", "--proxy-url=https://hub.example.org"],
+        HUB,
+    )
+    .unwrap();
+    assert!(s.hub.tls.is_some(), "an https proxy needs TLS roots");
+}
