@@ -11,7 +11,8 @@
 # A JUPYTERHUB_BIN_DIRS already set that holds jupyterhub and
 # configurable-http-proxy is used as it is.
 
-# The tests run against the latest JupyterHub and jupyter-server on PyPI (a
+# The tests run against the latest JupyterHub, jupyter-server and ipykernel
+# (for the tests that run code in a kernel) on PyPI (a
 # fresh machine installs them; an existing .venv is kept until the specs
 # change). Pin with e.g. JUPYTERHUB_PIP_SPECS="jupyterhub==6.1.1 jupyter-server".
 # configurable-http-proxy is pinned: 5.3.0 is checked to run on the Node.js
