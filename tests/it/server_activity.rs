@@ -392,3 +392,41 @@ fn a_dry_run_asks_too_and_the_json_log_and_metrics_carry_what_decided() {
     culler.signal("TERM");
     culler.wait(secs(30)).assert_success();
 }
+
+#[test]
+fn the_json_cull_line_says_what_decided_and_only_when_a_server_was_asked() {
+    let hub = start(
+        HubConfig::new()
+            .user(idle_by_the_hub("forgotten", FakeInside::idle()))
+            .user(idle_by_the_hub("crashed", FakeInside::Gone)),
+    );
+    let out = asking(&hub, &["--log-format=json"]);
+    out.assert_success();
+    let culls: std::collections::BTreeMap<String, Value> = out
+        .stderr_lines()
+        .into_iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Culling server"))
+        })
+        .map(|l| (l["user"].as_str().unwrap_or_default().to_owned(), l))
+        .collect();
+    assert_eq!(culls["forgotten"]["signal"], "server", "{out}");
+    assert_eq!(culls["crashed"]["signal"], "hub-fallback", "{out}");
+    let hub = start(HubConfig::new().user(idle_by_the_hub("plain", FakeInside::idle())));
+    let out = once(&hub).args([TIMEOUT_1H, "--log-format=json"]).run();
+    out.assert_success();
+    let line = out
+        .stderr_lines()
+        .into_iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["user"] == "plain")
+        .unwrap_or_else(|| panic!("no cull line:\n{out}"));
+    assert_eq!(line["action"], "stop");
+    assert!(
+        line.get("signal").is_none(),
+        "lines read as before without --activity=server: {line}"
+    );
+}
