@@ -233,6 +233,20 @@ options! {
     activity_timeout: Seconds("SECONDS") = default("5");
     /// The hub's proxy, through which servers are asked (--activity=server): the hub's public URL, http://proxy-public under zero-to-jupyterhub
     proxy_url: Text("URL") = unset("none: --activity=server needs it", "http://proxy-public");
+    /// Warn this many seconds before a server (or, with --cull-users, a user) is culled: a log line and one `warn` event per idle period (0: no warnings)
+    warn_before: Number("SECONDS") = default("0");
+    /// POST each event (warn, culled, user_deleted, stop_failed, stuck) as JSON to this URL; signed when JUPYTERHUB_IDLE_CULLER_NOTIFY_SECRET is set
+    notify_url: Text("URL") = unset("none", "http://127.0.0.1:8000/culler-events");
+    /// Run this shell command for each event, with the event's JSON on its stdin
+    notify_command: Text("COMMAND") = unset("none", "/usr/local/bin/culler-event");
+    /// Seconds one delivery of an event may take before it counts as failed
+    notify_timeout: Seconds("SECONDS") = default("5");
+    /// Times a failed delivery of an event is tried again (1 s, then doubling, apart)
+    notify_retries: Number("N") = default("2");
+    /// Report a server still stopping (after a 202), or spawning, this many seconds after it was first seen so: WARN line, `stuck` event, metric (0: never, and only ready servers are listed, as upstream does)
+    stuck_after: Number("SECONDS") = default("1800");
+    /// Stop a server whose spawn is stuck (pending spawn for --stuck-after): the hub cancels the spawn
+    cull_stuck_spawns: Bool = default("false");
     /// Times a failed request is sent again within a pass (connection errors, timeouts, 429, 5xx)
     retries: Number("N") = default("5");
     /// Seconds the first retry waits at most; each retry doubles it, up to 30 s, with random jitter

@@ -9,6 +9,7 @@
 
 use crate::logging::Fields;
 use crate::rules::Rule;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::fmt;
 
@@ -75,6 +76,48 @@ pub enum Reason {
     /// Idle by the hub's timestamps, but the server says it is in use
     /// (`--activity=server`).
     InUse(InUse),
+    /// A server pending this action (`stop`, `spawn`) for longer than
+    /// `--stuck-after`, or one still running that long after the hub
+    /// answered its stop with 202 (`stop`).
+    Stuck(String),
+}
+
+/// Why a server or user will be culled at a warning's deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Because {
+    /// Its idle timeout runs out then.
+    Idle,
+    /// Its max age is reached then.
+    MaxAge,
+}
+
+impl fmt::Display for Because {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Because::Idle => "idle",
+            Because::MaxAge => "max-age",
+        })
+    }
+}
+
+/// A cull coming within `--warn-before`: when, and why. The deadline is
+/// computed from the hub's timestamps (the last activity plus the timeout,
+/// or the start plus the max age), so it stays the same from pass to pass
+/// until there is activity: that is what makes one warning per idle
+/// period possible.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Warning {
+    /// When it will be culled if nothing changes.
+    pub deadline: DateTime<Utc>,
+    /// Why it will be.
+    pub because: Because,
+}
+
+impl Warning {
+    /// The time left from `now` to the deadline (0 when past).
+    pub fn left(&self, now: DateTime<Utc>) -> Elapsed {
+        Elapsed(u64::try_from((self.deadline - now).num_seconds()).unwrap_or(0))
+    }
 }
 
 /// What a server said that shows it in use, though the hub's timestamps
@@ -149,6 +192,7 @@ impl fmt::Display for Reason {
             Reason::ServersUnknown => f.write_str("servers unknown"),
             Reason::Admin => f.write_str("admin"),
             Reason::InUse(in_use) => in_use.fmt(f),
+            Reason::Stuck(action) => write!(f, "stuck {action}"),
         }
     }
 }
@@ -291,6 +335,9 @@ pub struct Decision<'a> {
     pub decided_by: Option<DecidedBy<'a>>,
     /// What the idleness was judged by.
     pub signal: Signal,
+    /// For a kept server or user (`--warn-before`): the cull coming soon
+    /// if nothing changes.
+    pub warn: Option<Warning>,
 }
 
 impl<'a> Decision<'a> {
@@ -482,6 +529,7 @@ mod tests {
                 rule: &rule,
             }),
             signal: Signal::Hub,
+            warn: None,
         };
         assert_eq!(decision.label().to_string(), "ada/lab");
         assert_eq!(

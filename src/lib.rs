@@ -32,6 +32,9 @@
 //! - [`serve`]: the actix-web endpoint that exposes them (`/metrics`,
 //!   `/health`), under the hub-managed service's prefix too, with
 //!   `/metrics` for holders of a hub token with `read:metrics`.
+//! - [`notify`]: the **Notifier** actor, which delivers events (warnings
+//!   before a cull, culls, stuck servers) to the operator's receivers
+//!   without ever making culling wait.
 //! - [`exit`]: the exit codes.
 #![deny(missing_docs)]
 
@@ -42,6 +45,7 @@ pub mod exit;
 pub mod hub;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod pipeline;
 pub mod policy;
 pub mod report;

@@ -33,11 +33,9 @@ fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(err) => return usage_error(&err.to_string()),
     };
-    let log = Log::stderr(
-        settings.log_level,
-        settings.log_format,
-        vec![settings.hub.token.expose().to_owned()],
-    );
+    let mut secrets = vec![settings.hub.token.expose().to_owned()];
+    secrets.extend(settings.notify.as_ref().and_then(|n| n.secret.clone()));
+    let log = Log::stderr(settings.log_level, settings.log_format, secrets);
     log.install_panic_hook();
     for warning in &settings.warnings {
         log.write(LogLevel::Warn, format_args!("{warning}"));

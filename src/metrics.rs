@@ -62,6 +62,12 @@ pub const LOOK_OUTCOMES: [&str; 8] = [
     "not_jupyter",
 ];
 
+/// The `outcome` values of `notify_events_total`.
+pub const NOTIFY_OUTCOMES: [&str; 3] = ["sent", "failed", "dropped"];
+
+/// The `pending` values of `servers_stuck_total`.
+pub const STUCK_PENDING: [&str; 2] = ["stop", "spawn"];
+
 /// The `Content-Type` of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -165,6 +171,10 @@ struct State {
     retries: u64,
     /// Servers asked what runs inside them, by outcome.
     looks: BTreeMap<&'static str, u64>,
+    /// Events, by (event, outcome).
+    events: BTreeMap<(&'static str, &'static str), u64>,
+    /// Servers found stuck, by what they were pending.
+    stuck: BTreeMap<&'static str, u64>,
     last_success: Option<SystemTime>,
     consecutive_failures: u64,
 }
@@ -212,6 +222,18 @@ impl Metrics {
     /// fixed word, never a name).
     pub fn server_look(&self, outcome: &'static str) {
         *self.state().looks.entry(outcome).or_insert(0) += 1;
+    }
+
+    /// Counts one event (`warn`, `culled`, ...) by `outcome`: `sent`,
+    /// `failed` (every retry failed) or `dropped` (the queue was full).
+    pub fn notify_event(&self, event: &'static str, outcome: &'static str) {
+        *self.state().events.entry((event, outcome)).or_insert(0) += 1;
+    }
+
+    /// Counts one server found stuck (`--stuck-after`), by what it was
+    /// pending: `stop` or `spawn` (fixed words, never a name).
+    pub fn server_stuck(&self, pending: &'static str) {
+        *self.state().stuck.entry(pending).or_insert(0) += 1;
     }
 
     /// Records a finished pass: its outcome, how long it took and what it
@@ -512,6 +534,28 @@ impl Exposition {
         );
         for (&outcome, &count) in &state.looks {
             self.sample("server_looks_total", &[("outcome", outcome)], count);
+        }
+
+        self.family(
+            "notify_events_total",
+            "counter",
+            "Events for --notify-url and --notify-command, by event and outcome: sent, failed (after its retries) or dropped (the queue was full).",
+        );
+        for (&(event, outcome), &count) in &state.events {
+            self.sample(
+                "notify_events_total",
+                &[("event", event), ("outcome", outcome)],
+                count,
+            );
+        }
+
+        self.family(
+            "servers_stuck_total",
+            "counter",
+            "Servers found stopping or spawning for longer than --stuck-after, by what they were pending (stop, spawn).",
+        );
+        for (&pending, &count) in &state.stuck {
+            self.sample("servers_stuck_total", &[("pending", pending)], count);
         }
     }
 

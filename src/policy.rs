@@ -9,11 +9,11 @@
 //! them come the operator's policy rules ([`crate::rules`]): the first that
 //! matches a server (or a user) sets its timeout or max age, or exempts it.
 
-use crate::decision::{Action, DecidedBy, Decision, Elapsed, InUse, Reason, Signal};
+use crate::decision::{Action, Because, DecidedBy, Decision, Elapsed, InUse, Reason, Signal, Warning};
 use crate::hub::Inside;
 use crate::hub::{Readiness, Server, Timestamp, User};
 use crate::rules::{Activity, Rule};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 /// The rules an operator chose with the command line and the config file.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +48,14 @@ pub struct CullPolicy {
     /// (`--activity-connections`; off: an open tab with idle kernels is
     /// idle).
     pub activity_connections: bool,
+    /// `--warn-before`: seconds before a cull that a kept server or user
+    /// is warned (`None`: no warnings).
+    pub warn_before_secs: Option<u64>,
+    /// `--stuck-after`: seconds after which a server still stopping or
+    /// spawning is reported (`None`: never).
+    pub stuck_after_secs: Option<u64>,
+    /// `--cull-stuck-spawns`: whether a stuck spawn is stopped.
+    pub cull_stuck_spawns: bool,
 }
 
 impl Default for CullPolicy {
@@ -66,6 +74,9 @@ impl Default for CullPolicy {
             rules: Vec::new(),
             activity: Activity::Hub,
             activity_connections: false,
+            warn_before_secs: None,
+            stuck_after_secs: Some(1800),
+            cull_stuck_spawns: false,
         }
     }
 }
@@ -122,6 +133,7 @@ pub fn judge_server<'a>(
         age,
         decided_by,
         signal: Signal::Hub,
+        warn: None,
     };
     if let Some(action) = server.pending.as_deref().filter(|a| !a.is_empty()) {
         let reason = Reason::Pending(action.to_owned());
@@ -173,8 +185,41 @@ pub fn judge_server<'a>(
             }
             decision
         }
-        None => decision(Action::Keep, Reason::Active, idle, age, by),
+        None => Decision {
+            warn: warning(
+                policy.warn_before_secs,
+                timeout,
+                max_age,
+                server.last_activity,
+                server.started,
+                now,
+            ),
+            ..decision(Action::Keep, Reason::Active, idle, age, by)
+        },
     }
+}
+
+/// The warning due for a server or user kept now (`--warn-before`): the
+/// earlier of its two deadlines (its last activity, else its beginning,
+/// plus `timeout`; its beginning plus `max_age`), when that is at most
+/// `warn_before` away.
+fn warning(
+    warn_before: Option<u64>,
+    timeout: Option<u64>,
+    max_age: Option<u64>,
+    last_activity: Option<Timestamp>,
+    beginning: Option<Timestamp>,
+    now: DateTime<Utc>,
+) -> Option<Warning> {
+    let warn_before = i64::try_from(warn_before?).unwrap_or(i64::MAX);
+    let after = |from: Option<Timestamp>, secs: Option<u64>| {
+        let delta = TimeDelta::try_seconds(i64::try_from(secs?).ok()?)?;
+        from?.0.checked_add_signed(delta)
+    };
+    let idle = after(last_activity.or(beginning), timeout).map(|at| (at, Because::Idle));
+    let old = after(beginning, max_age).map(|at| (at, Because::MaxAge));
+    let (deadline, because) = [idle, old].into_iter().flatten().min_by_key(|(at, _)| *at)?;
+    ((deadline - now).num_seconds() <= warn_before).then_some(Warning { deadline, because })
 }
 
 /// A rule's `max_age` (0: none) where it gives one, else the flags'.
@@ -208,6 +253,7 @@ pub fn judge_user<'a>(
         age,
         decided_by,
         signal: Signal::Hub,
+        warn: None,
     };
     let keep = |reason| Some(decision(Action::Keep, reason, None, None, None));
     match servers_alive {
@@ -232,7 +278,17 @@ pub fn judge_user<'a>(
     let (idle, age) = clocks(user.last_activity, user.created, now);
     Some(match reason_to_cull(Some(timeout), max_age, idle, age) {
         Some(reason) => decision(Action::Delete, reason, idle, age, by),
-        None => decision(Action::Keep, Reason::Active, idle, age, by),
+        None => Decision {
+            warn: warning(
+                policy.warn_before_secs,
+                Some(timeout),
+                max_age,
+                user.last_activity,
+                user.created,
+                now,
+            ),
+            ..decision(Action::Keep, Reason::Active, idle, age, by)
+        },
     })
 }
 

@@ -27,6 +27,9 @@ pub enum Outcome {
     Failed,
     /// It was not sent (the culler was stopping, or the hub was down).
     NotSent,
+    /// It has been stopping, or spawning, for longer than `--stuck-after`
+    /// (reported once; see the reason).
+    Stuck,
 }
 
 /// One [`Decision`] as one line of `--output=json`.
@@ -144,6 +147,7 @@ mod tests {
                 rule: &rule,
             }),
             signal: Signal::Server,
+            warn: None,
         };
         records.write(&Record::of(&remove, true, None));
         let delete = Decision {
@@ -155,6 +159,7 @@ mod tests {
             age: Some(Elapsed(2)),
             decided_by: Some(DecidedBy::Flags),
             signal: Signal::Hub,
+            warn: None,
         };
         records.write(&Record::of(&delete, false, Some(Outcome::NotYet)));
         let text = String::from_utf8(out.0.borrow().clone()).unwrap();

@@ -8,10 +8,12 @@ use crate::config;
 use crate::hub::retry::RetryPolicy;
 use crate::hub::{internal_ssl, system_roots, ApiToken, HubConfig, ProxyConfig};
 use crate::logging::{LogFormat, LogLevel};
+use crate::notify::{Receivers, Secret};
 use crate::policy::CullPolicy;
 use crate::rules::Activity;
 use crate::serve::{bind_address, BindAddress, BindOrigin};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What `--concurrency=0` (upstream: "no limit") becomes: high enough to be
@@ -83,9 +85,27 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// How much to log.
     pub log_level: LogLevel,
+    /// Where events go (`--notify-url`, `--notify-command`); `None`:
+    /// nowhere, and the Evaluator makes none.
+    pub notify: Option<Notify>,
     /// Accepted but surprising choices, to log as warnings at start.
     pub warnings: Vec<String>,
 }
+
+/// Where events go, and how an https receiver is checked.
+#[derive(Clone, Debug)]
+pub struct Notify {
+    /// The receivers, their secret, timeout and retries.
+    pub receivers: Receivers,
+    /// The system's CA roots, for an `https://` `--notify-url`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The shared secret's text, for the log to scrub.
+    pub secret: Option<String>,
+}
+
+/// The variable that holds the secret events are signed with: in the
+/// environment, because the command line shows in `ps`.
+pub const NOTIFY_SECRET_VAR: &str = "JUPYTERHUB_IDLE_CULLER_NOTIFY_SECRET";
 
 impl Settings {
     /// Validates the options as given against the environment (`env`
@@ -129,6 +149,7 @@ impl Settings {
         let served = served(&raw, &env, &mut warnings)?;
         let hub = hub(&raw, &env, policy.asks_servers(), &mut warnings)?;
         let (log_level, log_format) = logging(&raw)?;
+        let notify = notify(&raw, &env, &policy, &mut warnings)?;
         Ok(Settings {
             hub,
             concurrency,
@@ -146,6 +167,7 @@ impl Settings {
             health_failures: served.health_failures,
             log_format,
             log_level,
+            notify,
             warnings,
         })
     }
@@ -275,7 +297,100 @@ fn policy(raw: &RawArgs, warnings: &mut Vec<String>) -> Result<CullPolicy, Setti
             }
         },
         activity_connections: boolean("--activity-connections", &raw.activity_connections)?,
+        warn_before_secs: Some(whole("--warn-before", &raw.warn_before)?).filter(|&s| s > 0),
+        stuck_after_secs: Some(whole("--stuck-after", &raw.stuck_after)?).filter(|&s| s > 0),
+        cull_stuck_spawns: boolean("--cull-stuck-spawns", &raw.cull_stuck_spawns)?,
     })
+}
+
+/// Where events go: checked receivers, the secret from the environment,
+/// and what is accepted but probably not meant.
+fn notify(
+    raw: &RawArgs,
+    env: &impl Fn(&str) -> Option<String>,
+    policy: &CullPolicy,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Notify>, SettingsError> {
+    let nonempty = |value: &Option<String>| {
+        value
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let url = match nonempty(&raw.notify_url) {
+        Some(url) => Some(check_url(&url)?),
+        None => None,
+    };
+    let command = nonempty(&raw.notify_command);
+    let secret = env("JUPYTERHUB_IDLE_CULLER_NOTIFY_SECRET").filter(|s| !s.trim().is_empty());
+    if let Some(warn_before) = policy.warn_before_secs {
+        if warn_before >= policy.timeout_secs {
+            warnings.push(format!(
+                "--warn-before={warn_before} is not less than --timeout={}: servers are warned as soon as they are idle",
+                policy.timeout_secs
+            ));
+        }
+    }
+    if url.is_none() && command.is_none() {
+        if policy.warn_before_secs.is_some() {
+            warnings.push(
+                "--warn-before without --notify-url or --notify-command: warnings are only logged"
+                    .to_owned(),
+            );
+        }
+        if secret.is_some() {
+            warnings.push(format!(
+                "{NOTIFY_SECRET_VAR} is set but nothing is notified (no --notify-url): ignored"
+            ));
+        }
+        return Ok(None);
+    }
+    let timeout = match seconds("--notify-timeout", &raw.notify_timeout)? {
+        limit if limit.is_zero() => {
+            return Err(SettingsError::NotSeconds {
+                flag: "--notify-timeout",
+                value: "0".to_owned(),
+            })
+        }
+        limit => limit,
+    };
+    let retries = whole("--notify-retries", &raw.notify_retries)?;
+    let retries = u32::try_from(retries)
+        .ok()
+        .filter(|&n| n <= MAX_RETRIES)
+        .ok_or(SettingsError::OutOfRange {
+            flag: "--notify-retries",
+            value: retries,
+            allowed: "at most 20 retries",
+        })?;
+    let tls = match &url {
+        Some(url) if url.to_ascii_lowercase().starts_with("https://") => {
+            let bundle = env("SSL_CERT_FILE").filter(|f| !f.trim().is_empty());
+            Some(
+                system_roots(bundle.as_deref().map(Path::new))
+                    .map_err(SettingsError::SystemRoots)?,
+            )
+        }
+        _ => None,
+    };
+    if url.is_some() && secret.is_none() {
+        warnings.push(format!(
+            "--notify-url without {NOTIFY_SECRET_VAR}: events are not signed, so the receiver cannot tell them from anyone else's"
+        ));
+    }
+    Ok(Some(Notify {
+        receivers: Receivers {
+            url,
+            command,
+            secret: secret.as_deref().map(Secret::new),
+            timeout,
+            retries,
+            retry_delay: Duration::from_secs(1),
+        },
+        tls,
+        secret,
+    }))
 }
 
 /// How requests are sent: how many at once, how they are retried, how

@@ -102,6 +102,9 @@ pub enum UserState {
     Ready,
     /// Users with no active server.
     Inactive,
+    /// Users with a ready or pending server (spawning, stopping): listed
+    /// instead of `Ready` when stuck servers are watched (`--stuck-after`).
+    Active,
 }
 
 impl UserState {
@@ -110,6 +113,7 @@ impl UserState {
         match self {
             UserState::Ready => "ready",
             UserState::Inactive => "inactive",
+            UserState::Active => "active",
         }
     }
 }

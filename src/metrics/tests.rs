@@ -209,7 +209,7 @@ fn every_family_has_help_and_type_before_its_samples() {
             assert!(line.starts_with(family.as_str()), "{line} under {family}");
         }
     }
-    assert_eq!(declared.len(), 16, "{declared:?}");
+    assert_eq!(declared.len(), 18, "{declared:?}");
     assert!(declared
         .iter()
         .all(|n| n.starts_with("jupyterhub_idle_culler_")));
@@ -378,6 +378,10 @@ mod parsed {
         for outcome in ["in_use", "timeout", "idle", "in_use"] {
             metrics.server_look(outcome);
         }
+        for (event, outcome) in [("warn", "sent"), ("culled", "dropped"), ("warn", "sent")] {
+            metrics.notify_event(event, outcome);
+        }
+        metrics.server_stuck("spawn");
         metrics
     }
 
@@ -395,7 +399,7 @@ mod parsed {
         let parsed = parse_prometheus(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
         let families = &parsed.families;
         let name = |short: &str| format!("{NAMESPACE}_{short}");
-        let expected: [(&str, PrometheusType, &[&str]); 16] = [
+        let expected: [(&str, PrometheusType, &[&str]); 18] = [
             ("passes_total", PrometheusType::Counter, &["outcome"]),
             ("pass_duration_seconds", PrometheusType::Histogram, &[]),
             ("users_seen_total", PrometheusType::Counter, &[]),
@@ -411,6 +415,12 @@ mod parsed {
             ),
             ("retries_total", PrometheusType::Counter, &[]),
             ("server_looks_total", PrometheusType::Counter, &["outcome"]),
+            (
+                "notify_events_total",
+                PrometheusType::Counter,
+                &["event", "outcome"],
+            ),
+            ("servers_stuck_total", PrometheusType::Counter, &["pending"]),
             (
                 "last_successful_pass_timestamp_seconds",
                 PrometheusType::Gauge,
@@ -466,6 +476,29 @@ mod parsed {
                 ("timeout".to_owned(), 1.0)
             ]
         );
+        let events: Vec<(String, String, f64)> = families[&name("notify_events_total")]
+            .iter_samples()
+            .map(|s| {
+                let labels = s.get_labelset().unwrap();
+                let label = |n: &str| labels.get_label_value(n).unwrap().to_owned();
+                (label("event"), label("outcome"), number(&s.value))
+            })
+            .collect();
+        assert_eq!(
+            events,
+            [
+                ("culled".to_owned(), "dropped".to_owned(), 1.0),
+                ("warn".to_owned(), "sent".to_owned(), 2.0)
+            ]
+        );
+        let stuck = &families[&name("servers_stuck_total")];
+        let samples: Vec<_> = stuck.iter_samples().collect();
+        assert_eq!(samples.len(), 1);
+        assert_eq!(
+            samples[0].get_labelset().unwrap().get_label_value("pending"),
+            Some("spawn")
+        );
+        assert_eq!(number(&samples[0].value), 1.0);
         assert_eq!(single("consecutive_failed_passes"), 0.0);
         assert_eq!(
             single("last_successful_pass_timestamp_seconds"),
@@ -548,6 +581,13 @@ mod parsed {
                         "outcome" if family.family_name.ends_with("server_looks_total") => {
                             LOOK_OUTCOMES.contains(&value.as_str())
                         }
+                        "outcome" if family.family_name.ends_with("notify_events_total") => {
+                            NOTIFY_OUTCOMES.contains(&value.as_str())
+                        }
+                        "event" => crate::notify::EventKind::ALL
+                            .iter()
+                            .any(|kind| kind.as_str() == value),
+                        "pending" => STUCK_PENDING.contains(&value.as_str()),
                         "outcome" => {
                             ["success", "failure", "interrupted"].contains(&value.as_str())
                         }

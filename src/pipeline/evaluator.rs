@@ -12,6 +12,8 @@ use crate::decision::{Action, Decision, MaybeElapsed, Reason, Signal};
 use crate::hub::{DeleteOutcome, HubError, LookError, Server, Servers, StopOutcome, User};
 use crate::logging::{debug_fields, error_fields, info_fields, warning, warning_fields, Log};
 use crate::metrics::Metrics;
+use crate::notify::{Event, EventKind, Notify};
+use super::followup::{Followup, Pending, Stuck};
 use crate::policy::{judge_inside, judge_server, judge_user, CullPolicy};
 use crate::report::{Outcome, Record, Records};
 use actix::prelude::*;
@@ -31,6 +33,9 @@ use std::task::{self, Poll};
 pub struct EvaluatePage {
     /// The users, as listed by the hub.
     pub users: Vec<User>,
+    /// The pass the page belongs to (from 1): what the Evaluator remembers
+    /// across passes is forgotten when not seen for two of them.
+    pub pass: u64,
 }
 
 /// How decisions are carried out and reported.
@@ -40,6 +45,9 @@ pub struct Mode {
     pub dry_run: bool,
     /// `--output=json`: where decision records go.
     pub records: Option<Records>,
+    /// Where events go (`--notify-url`, `--notify-command`); `None`: no
+    /// events are made.
+    pub events: Option<Recipient<Notify>>,
 }
 
 /// Judges users and dispatches commands; holds no per-pass state.
@@ -49,6 +57,7 @@ pub struct Evaluator {
     pool: Rc<Pool>,
     mode: Rc<Mode>,
     looks: Rc<Looks>,
+    followup: Rc<RefCell<Followup>>,
     restarts: Recipient<Restarted>,
     log: Log,
 }
@@ -65,6 +74,7 @@ impl Evaluator {
         log: Log,
     ) -> Self {
         Evaluator {
+            followup: Rc::new(RefCell::new(Followup::new(policy.stuck_after_secs))),
             policy: Rc::new(policy),
             pool: Rc::new(pool),
             mode: Rc::new(mode),
@@ -102,6 +112,7 @@ impl Handler<EvaluatePage> for Evaluator {
 
     fn handle(&mut self, page: EvaluatePage, _ctx: &mut Context<Self>) -> Self::Result {
         let users = page.users.len();
+        self.followup.borrow_mut().begin(page.pass);
         guarded(
             self,
             |evaluator| {
@@ -122,6 +133,7 @@ impl Handler<EvaluatePage> for Evaluator {
                             pool: Rc::clone(&evaluator.pool),
                             mode: Rc::clone(&evaluator.mode),
                             looks: Rc::clone(&evaluator.looks),
+                            followup: Rc::clone(&evaluator.followup),
                             log: evaluator.log.clone(),
                             now,
                         }
@@ -156,6 +168,7 @@ struct UserJob {
     pool: Rc<Pool>,
     mode: Rc<Mode>,
     looks: Rc<Looks>,
+    followup: Rc<RefCell<Followup>>,
     log: Log,
     now: DateTime<Utc>,
 }
@@ -223,6 +236,7 @@ impl UserJob {
                 "Not culling user {}: {why}",
                 user.name
             );
+            self.warn(&decision);
             self.report(&decision, None);
             return tally;
         }
@@ -236,6 +250,7 @@ impl UserJob {
         let outcome = match self.pool.call(command, Some(announce)).await {
             Ok(DeleteOutcome::Deleted) => {
                 tally.users_culled += 1;
+                self.notify(EventKind::UserDeleted, &decision, None);
                 Outcome::Done
             }
             Ok(DeleteOutcome::Gone) => {
@@ -277,9 +292,36 @@ impl UserJob {
         let mut stops = Vec::new();
         for (name, server) in servers {
             tally.servers_seen += 1;
-            let decision = judge_server(&self.policy, self.now, user, name, server);
+            let stuck = self.followup.borrow_mut().observe(
+                &user.name,
+                name,
+                server.pending.as_deref(),
+                server.started.map(|t| t.0),
+                self.now,
+            );
+            let mut decision = judge_server(&self.policy, self.now, user, name, server);
+            if let Some(stuck) = stuck {
+                decision = self.stuck(decision, stuck);
+                if matches!(decision.reason, Reason::Stuck(_)) && !decision.action.culls() {
+                    if !stuck.first {
+                        self.report(&decision, None);
+                    }
+                    alive += 1;
+                    continue;
+                }
+            }
             let label = decision.label();
             match decision.action {
+                Action::Skip if matches!(decision.reason, Reason::Pending(_)) => {
+                    // Listed with state=active, pending servers are the
+                    // normal course of things; a stuck one is reported.
+                    debug_fields!(
+                        self.log,
+                        decision.fields(),
+                        "Not culling server {label}: {}",
+                        decision.reason
+                    );
+                }
                 Action::Skip => {
                     warning_fields!(
                         self.log,
@@ -304,6 +346,7 @@ impl UserJob {
                         MaybeElapsed(decision.age),
                         MaybeElapsed(decision.idle)
                     );
+                    self.warn(&decision);
                 }
                 Action::Stop | Action::Remove | Action::Delete => {
                     stops.push(self.cull_server(user, name, server, decision));
@@ -340,6 +383,7 @@ impl UserJob {
                     if decision.action == Action::Remove {
                         tally.named_servers_removed += 1;
                     }
+                    self.notify(EventKind::Culled, &decision, None);
                     Outcome::Done
                 }
                 Ok(StopOutcome::Gone) => {
@@ -358,6 +402,16 @@ impl UserJob {
                     );
                     tally.servers_still_stopping += 1;
                     alive += 1;
+                    if let Some(server) = decision.server {
+                        self.followup
+                            .borrow_mut()
+                            .stop_accepted(decision.user, server, self.now);
+                    }
+                    self.notify(
+                        EventKind::Culled,
+                        &decision,
+                        Some("the hub is still stopping it".to_owned()),
+                    );
                     Outcome::StillStopping
                 }
                 Err(err) => {
@@ -493,6 +547,7 @@ impl UserJob {
             CommandError::Hub(err @ HubError::Forbidden { .. }) => {
                 debug_fields!(self.log, decision.fields(), "Could not {what}: {err}");
                 tally.refused(&err);
+                self.notify(EventKind::StopFailed, decision, Some(err.to_string()));
                 Outcome::Refused
             }
             CommandError::NotSent(_) => {
@@ -503,8 +558,121 @@ impl UserJob {
             err => {
                 error_fields!(self.log, decision.fields(), "Failed to {what}: {err}");
                 tally.errors += 1;
+                self.notify(EventKind::StopFailed, decision, Some(err.to_string()));
                 Outcome::Failed
             }
+        }
+    }
+}
+
+impl UserJob {
+    /// Sends the warning a kept decision carries, once per idle period
+    /// (in a dry run, says it would); a decision with none ends the
+    /// period.
+    fn warn(&self, decision: &Decision<'_>) {
+        let Some(warning) = decision.warn else {
+            self.followup
+                .borrow_mut()
+                .unwarned(decision.user, decision.server);
+            return;
+        };
+        if !self
+            .followup
+            .borrow_mut()
+            .warn(decision.user, decision.server, warning.deadline)
+        {
+            return;
+        }
+        let what = match decision.server {
+            Some(_) => format!("server {}", decision.label()),
+            None => format!("user {}", decision.user),
+        };
+        let verb = if self.mode.dry_run {
+            "Would warn"
+        } else {
+            "Warning"
+        };
+        info_fields!(
+            self.log,
+            decision.fields(),
+            "{verb}: {what} will be culled in {} ({}, inactive for {}) unless it is used",
+            warning.left(self.now),
+            warning.because,
+            MaybeElapsed(decision.idle)
+        );
+        self.notify(EventKind::Warn, decision, None);
+    }
+
+    /// Reports a server found stuck, the first pass it is (WARN line,
+    /// event, metric, and for a server listed pending a record with
+    /// outcome `stuck`), and says what to do with it: a server listed
+    /// pending becomes a decision with reason `stuck spawn|stop`, to stop
+    /// a stuck spawn with `--cull-stuck-spawns` and to skip otherwise; a
+    /// server still running after its stop was accepted is judged as
+    /// always (an idle one is asked to stop again).
+    fn stuck<'a>(&self, decision: Decision<'a>, stuck: Stuck) -> Decision<'a> {
+        let pending = stuck.pending.as_str();
+        let listed_pending = matches!(decision.reason, Reason::Pending(_));
+        let decision = if listed_pending {
+            let cull = stuck.pending == Pending::Spawn && self.policy.cull_stuck_spawns;
+            Decision {
+                action: if cull { Action::Stop } else { Action::Skip },
+                reason: Reason::Stuck(pending.to_owned()),
+                ..decision
+            }
+        } else {
+            decision
+        };
+        if !stuck.first {
+            return decision;
+        }
+        let label = decision.label();
+        let what = match stuck.pending {
+            Pending::Stop if listed_pending => "still stopping",
+            Pending::Stop => "still running after the hub accepted to stop it",
+            Pending::Spawn => "still spawning",
+        };
+        let then = match decision.action {
+            Action::Stop if listed_pending => "; stopping it (--cull-stuck-spawns)",
+            _ if stuck.pending == Pending::Spawn => "; --cull-stuck-spawns would cancel the spawn",
+            _ => "; its spawner may have lost it: see the hub's log",
+        };
+        warning_fields!(
+            self.log,
+            decision.fields(),
+            "Server {label} is stuck: {what} for {}{then}",
+            stuck.since
+        );
+        self.looks.metrics.server_stuck(pending);
+        let mut event = Event::of(EventKind::Stuck, &decision, self.now)
+            .with_detail(format!("{what} for {}", stuck.since));
+        event.reason = format!("stuck {pending}");
+        self.send(event);
+        if listed_pending && !decision.action.culls() {
+            self.report(&decision, Some(Outcome::Stuck));
+        }
+        decision
+    }
+
+    /// Makes the event `kind` about `decision`, with `detail`, when events
+    /// go somewhere and this is not a dry run (a dry run tells no one).
+    fn notify(&self, kind: EventKind, decision: &Decision<'_>, detail: Option<String>) {
+        if self.mode.events.is_none() || self.mode.dry_run {
+            return;
+        }
+        let mut event = Event::of(kind, decision, self.now);
+        event.detail = detail;
+        self.send(event);
+    }
+
+    /// Hands `event` to the Notifier without waiting (its queue is the
+    /// bound, and culling never waits for a receiver).
+    fn send(&self, event: Event) {
+        if self.mode.dry_run {
+            return;
+        }
+        if let Some(events) = &self.mode.events {
+            events.do_send(Notify(event));
         }
     }
 }

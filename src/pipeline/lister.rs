@@ -77,6 +77,8 @@ pub struct Lister {
     /// Whether the token's scopes were found to show what the policy rules
     /// match on (checked once; it survives the Lister's restarts).
     scopes_checked: bool,
+    /// Passes started so far.
+    passes: u64,
     restarts: Recipient<Restarted>,
 }
 
@@ -87,6 +89,11 @@ struct Walk {
     evaluator: Addr<Evaluator>,
     page_size: Option<u64>,
     cull_users: bool,
+    /// Whether servers still spawning or stopping are listed too
+    /// (`state=active` instead of `state=ready`), to find stuck ones.
+    pending_too: bool,
+    /// The pass this walk is (from 1).
+    pass: u64,
     /// The scopes the policy rules need, checked once against the token.
     scope_needs: Rc<[ScopeNeed]>,
     log: Log,
@@ -96,12 +103,15 @@ impl Lister {
     /// A lister fetching pages through `pool` and sending them to
     /// `evaluator`. `page_size` is `--api-page-size` (`None`: the hub's
     /// default); with `cull_users` the users without running servers are
-    /// listed too.
+    /// listed too; with `pending_too`, the users whose servers are all
+    /// spawning or stopping.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         pool: Pool,
         evaluator: Addr<Evaluator>,
         page_size: Option<u64>,
         cull_users: bool,
+        pending_too: bool,
         scope_needs: Vec<ScopeNeed>,
         restarts: Recipient<Restarted>,
         log: Log,
@@ -112,10 +122,13 @@ impl Lister {
                 evaluator,
                 page_size,
                 cull_users,
+                pending_too,
+                pass: 0,
                 scope_needs: scope_needs.into(),
                 log,
             },
             scopes_checked: false,
+            passes: 0,
             restarts,
         }
     }
@@ -152,7 +165,9 @@ impl Handler<RunPass> for Lister {
             guarded(
                 self,
                 |lister| {
-                    let walk = lister.walk.clone();
+                    lister.passes += 1;
+                    let mut walk = lister.walk.clone();
+                    walk.pass = lister.passes;
                     let checked = lister.scopes_checked;
                     async move {
                         chaos::maybe_panic(Site::Lister);
@@ -273,7 +288,12 @@ impl Walk {
                 self.list(&version, Some(UserState::Inactive), &mut pass)
                     .await;
             }
-            self.list(&version, Some(UserState::Ready), &mut pass).await;
+            let running = if self.pending_too {
+                UserState::Active
+            } else {
+                UserState::Ready
+            };
+            self.list(&version, Some(running), &mut pass).await;
         } else {
             // Before 1.3 there is no filter: every user, judged here.
             self.list(&version, None, &mut pass).await;
@@ -334,7 +354,7 @@ impl Walk {
         };
         let filter = match state {
             Some(UserState::Ready) => Filter::PostFiltered,
-            Some(UserState::Inactive) | None => Filter::Exact,
+            Some(UserState::Inactive | UserState::Active) | None => Filter::Exact,
         };
         let mut walk = PageWalk::new(filter, self.page_size);
         let mut request = walk.first();
@@ -546,7 +566,10 @@ impl Walk {
         let users = list.users.len();
         // `send` queues the page at once (the mailbox holds more than
         // PAGES_ACTED_ON pages); awaiting only collects the tally.
-        let acted = self.evaluator.send(EvaluatePage { users: list.users });
+        let acted = self.evaluator.send(EvaluatePage {
+            users: list.users,
+            pass: self.pass,
+        });
         let log = self.log.clone();
         Box::pin(async move {
             // The Supervisor keeps the evaluator's mailbox open across

@@ -17,6 +17,7 @@
 mod chaos;
 pub mod evaluator;
 pub mod executor;
+pub mod followup;
 pub mod guard;
 pub mod lister;
 pub mod pool;

@@ -22,6 +22,7 @@ use super::Tally;
 use crate::exit::{Exit, Signal};
 use crate::logging::{error, info, warning, Log};
 use crate::metrics::{Metrics, PassCounts, PassOutcome};
+use crate::notify::PassEnded;
 use actix::prelude::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -87,6 +88,8 @@ pub struct Scheduler {
     hub_down: Option<HubDown>,
     /// The signal that asked for the stop, once one did.
     stopping: Option<Signal>,
+    /// Who logs a pass's undelivered events when it ends (the Notifier).
+    pass_ends: Option<Recipient<PassEnded>>,
     log: Log,
 }
 
@@ -121,8 +124,15 @@ impl Scheduler {
             failures: 0,
             hub_down: None,
             stopping: None,
+            pass_ends: None,
             log,
         }
+    }
+
+    /// The same scheduler, telling `pass_ends` when each pass ends.
+    pub fn telling_pass_ends_to(mut self, pass_ends: Option<Recipient<PassEnded>>) -> Self {
+        self.pass_ends = pass_ends;
+        self
     }
 
     /// How the process ends after a stop asked by `signal`: a daemon asked
@@ -249,6 +259,9 @@ impl Scheduler {
             },
         );
         let took = started.elapsed().as_secs_f64();
+        if let Some(pass_ends) = &self.pass_ends {
+            pass_ends.do_send(PassEnded);
+        }
         if let Some(signal) = self.stopping {
             warning!(
                 self.log,

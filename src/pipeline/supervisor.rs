@@ -25,6 +25,7 @@ use crate::exit::{Exit, Signal};
 use crate::hub::{HubClient, Observer};
 use crate::logging::{error, info, warning, Log};
 use crate::metrics::Metrics;
+use crate::notify::{Drain, Notifier, QUEUE};
 use crate::report::Records;
 use crate::rules::{required_scopes, ScopeNeed};
 use crate::settings::Settings;
@@ -41,6 +42,8 @@ struct Received(Signal);
 struct Pipeline {
     scheduler: Addr<Scheduler>,
     pool: Addr<ExecutorPool>,
+    /// Where events go, when they go anywhere.
+    notifier: Option<Addr<Notifier>>,
 }
 
 /// The Supervisor; see the module documentation.
@@ -71,11 +74,36 @@ impl Supervisor {
         }
     }
 
-    /// Ends the process: the one place that does.
-    fn end(&mut self, exit: Exit) {
-        if !self.ending {
-            self.ending = true;
-            System::current().stop_with_code(exit.code());
+    /// Ends the process: the one place that does. Events still queued
+    /// for the receivers are delivered first, for at most
+    /// `--stop-timeout` (not when the culler gives up: it may be what
+    /// fails).
+    fn end(&mut self, exit: Exit, ctx: &mut Context<Self>) {
+        if self.ending {
+            return;
+        }
+        self.ending = true;
+        let notifier = self.pipeline.as_ref().and_then(|p| p.notifier.clone());
+        match notifier {
+            Some(notifier) if exit != Exit::GaveUp => {
+                let limit = self.settings.stop_timeout;
+                let drained = async move {
+                    actix_rt::time::timeout(limit, notifier.send(Drain))
+                        .await
+                        .is_ok()
+                };
+                ctx.spawn(drained.into_actor(self).map(move |drained, supervisor, _| {
+                    if !drained {
+                        warning!(
+                            supervisor.log,
+                            "Stopping with events not delivered after {} s",
+                            Seconds(limit)
+                        );
+                    }
+                    System::current().stop_with_code(exit.code());
+                }));
+            }
+            _ => System::current().stop_with_code(exit.code()),
         }
     }
 
@@ -114,6 +142,16 @@ impl Supervisor {
         )
         .start();
         let pool = Pool::new(pool_addr.clone(), self.log.clone());
+        let notifier = settings.notify.as_ref().map(|notify| {
+            Notifier::new(
+                notify.receivers.clone(),
+                notify.tls.clone(),
+                QUEUE,
+                Arc::clone(&self.metrics),
+                self.log.clone(),
+            )
+            .start()
+        });
         let evaluator = {
             let (policy, pool, restarts, log) = (
                 settings.policy.clone(),
@@ -123,10 +161,12 @@ impl Supervisor {
             );
             let metrics = Arc::clone(&self.metrics);
             let (dry_run, json_output) = (settings.dry_run, settings.json_output);
+            let events = notifier.clone().map(Addr::recipient);
             actix::Supervisor::start(move |_| {
                 let mode = Mode {
                     dry_run,
                     records: json_output.then(Records::stdout),
+                    events,
                 };
                 Evaluator::new(policy, pool, mode, Arc::clone(&metrics), restarts, log)
             })
@@ -139,6 +179,7 @@ impl Supervisor {
                 self.log.clone(),
             );
             let (page_size, cull_users) = (settings.api_page_size, settings.policy.cull_users);
+            let pending_too = settings.policy.stuck_after_secs.is_some();
             let mut needs = required_scopes(&settings.policy.rules);
             if settings.policy.asks_servers() {
                 needs.push(ScopeNeed {
@@ -149,7 +190,16 @@ impl Supervisor {
                 });
             }
             actix::Supervisor::start(move |_| {
-                Lister::new(pool, evaluator, page_size, cull_users, needs, restarts, log)
+                Lister::new(
+                    pool,
+                    evaluator,
+                    page_size,
+                    cull_users,
+                    pending_too,
+                    needs,
+                    restarts,
+                    log,
+                )
             })
         };
         let scheduler = {
@@ -160,13 +210,16 @@ impl Supervisor {
             };
             let (ends, metrics, log) =
                 (me.recipient(), Arc::clone(&self.metrics), self.log.clone());
+            let passes = notifier.clone().map(Addr::recipient);
             actix::Supervisor::start(move |_| {
                 Scheduler::new(lister, pool, schedule, ends, restarts, metrics, log)
+                    .telling_pass_ends_to(passes)
             })
         };
         Pipeline {
             scheduler,
             pool: pool_addr,
+            notifier,
         }
     }
 
@@ -245,7 +298,7 @@ impl Actor for Supervisor {
 impl Handler<Restarted> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, Restarted { who }: Restarted, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, Restarted { who }: Restarted, ctx: &mut Context<Self>) {
         if self.budget.admit(Instant::now()) {
             return;
         }
@@ -256,15 +309,15 @@ impl Handler<Restarted> for Supervisor {
             limit.restarts,
             limit.window.as_secs()
         );
-        self.end(Exit::GaveUp);
+        self.end(Exit::GaveUp, ctx);
     }
 }
 
 impl Handler<Exit> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, exit: Exit, _ctx: &mut Context<Self>) {
-        self.end(exit);
+    fn handle(&mut self, exit: Exit, ctx: &mut Context<Self>) {
+        self.end(exit, ctx);
     }
 }
 
@@ -275,13 +328,13 @@ impl Handler<Received> for Supervisor {
         if self.stopping.is_some() {
             warning!(self.log, "Received {} again: stopping now", signal.name());
             let exit = self.stop_code(signal);
-            self.end(exit);
+            self.end(exit, ctx);
             return;
         }
         self.stopping = Some(signal);
         let Some(pipeline) = &self.pipeline else {
             let exit = self.stop_code(signal);
-            self.end(exit);
+            self.end(exit, ctx);
             return;
         };
         pipeline.pool.do_send(Stopping);
@@ -296,7 +349,7 @@ impl Handler<Received> for Supervisor {
                     signal.name()
                 );
                 let exit = supervisor.stop_code(signal);
-                supervisor.end(exit);
+                supervisor.end(exit, ctx);
                 return;
             }
             info!(
@@ -311,7 +364,7 @@ impl Handler<Received> for Supervisor {
                 };
                 let pool = pipeline.pool.clone();
                 let left = async move { pool.send(InFlight).await.unwrap_or_default() };
-                ctx.spawn(left.into_actor(supervisor).map(move |left, supervisor, _| {
+                ctx.spawn(left.into_actor(supervisor).map(move |left, supervisor, ctx| {
                     error!(
                         supervisor.log,
                         "Stopping with {} requests unanswered after {} s: {}",
@@ -320,7 +373,7 @@ impl Handler<Received> for Supervisor {
                         left.join(", ")
                     );
                     let exit = supervisor.stop_code(signal);
-                    supervisor.end(exit);
+                    supervisor.end(exit, ctx);
                 }));
             });
         }));

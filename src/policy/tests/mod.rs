@@ -483,3 +483,4 @@ fn elapsed_formats_as_hours_minutes_seconds() {
 mod inside;
 mod properties;
 mod rules;
+mod warn;
