@@ -125,7 +125,11 @@ const RULES_EXAMPLE: &str = r#"
 # the read:users:groups scope), admin (true/false), server ("default",
 # "named" or a glob on the server's name), user_options (values of the
 # server's user_options, e.g. KubeSpawner's profile; needs read:servers).
-# It sets timeout and/or max_age (seconds), or never = true. Examples:
+# It sets timeout and/or max_age (seconds), activity ("hub" or "server"),
+# or never = true. With when = { days = "mon-fri", hours = "08:00-18:00",
+# tz = "Europe/Berlin" } it applies only then (days and hours optional;
+# hours ending at or before their start run past midnight; tz: an IANA
+# name, UTC if absent); at other times the next rule decides. Examples:
 #
 # [[rules]]
 # name = "instructors are never culled"
@@ -133,9 +137,15 @@ const RULES_EXAMPLE: &str = r#"
 # never = true
 #
 # [[rules]]
-# name = "GPU servers after 30 minutes"
+# name = "GPU servers after 30 minutes in office hours"
 # user_options = { profile = "gpu" }
 # timeout = 1800
+# when = { days = "mon-fri", hours = "08:00-18:00", tz = "Europe/Berlin" }
+#
+# [[rules]]
+# name = "GPU servers after 10 minutes at other times"
+# user_options = { profile = "gpu" }
+# timeout = 600
 #
 # [[rules]]
 # name = "named servers after 2 hours"
@@ -184,6 +194,42 @@ mod tests {
             .collect();
         let examples = parse(&examples).unwrap();
         assert_eq!(examples.cull_users_timeout.as_deref(), Some("259200"));
+        // The rules' examples read back as rules, the schedule too.
+        let rules_part = &text[text.find("Examples:\n").expect("the examples") + 10..];
+        let rules: String = rules_part
+            .lines()
+            .map(|line| format!("{}\n", line.trim_start_matches('#')))
+            .collect();
+        let rules = parse(&rules)
+            .unwrap_or_else(|e| panic!("{e}:\n{rules}"))
+            .rules;
+        assert_eq!(rules.len(), 4);
+        assert!(rules[1].when.as_ref().is_some_and(|w| w.schedule().is_ok()));
+    }
+
+    #[test]
+    fn a_schedule_it_cannot_read_is_refused_naming_the_rule() {
+        let err = parse(
+            "[[rules]]\nname = \"gpu\"\ntimeout = 60\nwhen = { days = \"mon-fri\", hours = \"8-18\" }\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("rule \"gpu\": when has hours \"8-18\", not a window HH:MM-HH:MM"),
+            "{err}"
+        );
+        let err =
+            parse("[[rules]]\ntimeout = 60\nwhen = { tz = \"Europe/Berln\", days = \"mon\" }\n")
+                .unwrap_err();
+        assert!(
+            err.starts_with("rule 1: when has an unknown time zone \"Europe/Berln\""),
+            "{err}"
+        );
+        // A key it does not know is refused as the file is read, by line.
+        let err = parse("[[rules]]\ntimeout = 60\nwhen = { dayz = \"mon\" }\n").unwrap_err();
+        assert!(
+            err.starts_with("line 3 (when = { dayz = \"mon\" }): unknown field `dayz`"),
+            "{err}"
+        );
     }
 
     #[test]

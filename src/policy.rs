@@ -92,12 +92,18 @@ impl CullPolicy {
                 .any(|rule| rule.activity == Some(Activity::Server))
     }
 
-    /// The first rule that matches, with its index.
-    fn rule_for(&self, matches: impl Fn(&Rule) -> bool) -> Option<(usize, &Rule)> {
+    /// The first rule that applies at `now` (its `when`, if any, holds)
+    /// and matches, with its index. `now` is the caller's clock, as
+    /// everywhere in the policy: a schedule is tested like any rule.
+    fn rule_for(
+        &self,
+        now: DateTime<Utc>,
+        matches: impl Fn(&Rule) -> bool,
+    ) -> Option<(usize, &Rule)> {
         self.rules
             .iter()
             .enumerate()
-            .find(|(_, rule)| matches(rule))
+            .find(|(_, rule)| rule.applies_at(now) && matches(rule))
     }
 }
 
@@ -148,7 +154,7 @@ pub fn judge_server<'a>(
     if !ready {
         return decision(Action::Skip, Reason::NotReady, None, None, None);
     }
-    let rule = policy.rule_for(|r| r.matches_server(user, name, server));
+    let rule = policy.rule_for(now, |r| r.matches_server(user, name, server));
     let by = Some(decided_by(rule));
     if rule.is_some_and(|(_, r)| r.never) {
         return decision(Action::Keep, Reason::Never, None, None, by);
@@ -266,7 +272,7 @@ pub fn judge_user<'a>(
         return keep(Reason::Admin);
     }
     // Rules about servers (their name, their options) say nothing of users.
-    let rule = policy.rule_for(|r| !r.is_about_servers() && r.matches_user(user));
+    let rule = policy.rule_for(now, |r| !r.is_about_servers() && r.matches_user(user));
     let by = Some(decided_by(rule));
     if rule.is_some_and(|(_, r)| r.never) {
         return Some(decision(Action::Keep, Reason::Never, None, None, by));

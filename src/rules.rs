@@ -10,8 +10,13 @@
 //! silent (a rule that only sets `timeout` keeps `--max-age`) the flags do;
 //! no match falls back to the flags alone. This module only matches: the
 //! decisions stay in [`crate::policy`], pure like these.
+//!
+//! A rule may also say `when` it applies ([`When`]): outside its schedule
+//! it is passed over as if its conditions did not hold, so that the next
+//! rule (or the flags) decides.
 
 use crate::hub::{Server, User};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -55,6 +60,10 @@ pub struct Rule {
     /// `"server"`); `--activity` where absent.
     #[serde(default)]
     pub activity: Option<Activity>,
+    /// The days and hours (in a time zone) at which the rule applies;
+    /// always where absent.
+    #[serde(default)]
+    pub when: Option<WhenSetting>,
 }
 
 /// What a server's idleness is judged by (`--activity`, or a rule's
@@ -79,6 +88,8 @@ pub enum RuleError {
     NeverAndTimes(String),
     /// A pattern that is empty.
     EmptyPattern(String),
+    /// A `when` that cannot be read, and why.
+    When(String, WhenError),
 }
 
 impl fmt::Display for RuleError {
@@ -98,6 +109,7 @@ impl fmt::Display for RuleError {
                     "{rule} has an empty pattern; use \"*\" to match anything"
                 )
             }
+            RuleError::When(rule, problem) => write!(f, "{rule}: {problem}"),
         }
     }
 }
@@ -133,7 +145,16 @@ impl Rule {
         if patterns.into_iter().any(|p| p.0.is_empty()) {
             return Err(RuleError::EmptyPattern(label));
         }
+        if let Some(Err(problem)) = self.when.as_ref().map(WhenSetting::schedule) {
+            return Err(RuleError::When(label, problem.clone()));
+        }
         Ok(())
+    }
+
+    /// Whether its schedule (`when`) holds at `now`; a rule without one
+    /// always applies. Checked before its conditions by the policy.
+    pub fn applies_at(&self, now: DateTime<Utc>) -> bool {
+        self.when.as_ref().is_none_or(|when| when.contains(now))
     }
 
     /// Whether it looks at servers (their name or options): such a rule
@@ -347,6 +368,9 @@ fn lookup<'a>(value: &'a serde_json::Value, path: &str) -> Option<&'a serde_json
         .get(path)
         .or_else(|| path.split('.').try_fold(value, |value, key| value.get(key)))
 }
+
+mod when;
+pub use when::{When, WhenError, WhenSetting};
 
 #[cfg(test)]
 mod tests;

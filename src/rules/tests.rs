@@ -182,3 +182,51 @@ fn rules_about_servers_do_not_decide_about_users() {
     assert!(rule("group = \"x\"\nnever = true").needs_groups());
     assert!(!rule("user = \"x\"\nnever = true").needs_groups());
 }
+
+#[test]
+fn a_rule_with_only_a_schedule_still_sets_nothing() {
+    assert_eq!(
+        rule("name = \"nights\"\nwhen = { hours = \"22:00-06:00\" }").check(0),
+        Err(RuleError::NoAction("rule \"nights\"".into()))
+    );
+}
+
+#[test]
+fn a_schedule_it_cannot_read_is_refused_naming_the_rule() {
+    let r = rule("name = \"gpu\"\ntimeout = 60\nwhen = { days = \"mon-fry\" }");
+    assert_eq!(
+        r.check(0),
+        Err(RuleError::When(
+            "rule \"gpu\"".into(),
+            WhenError::UnknownDay("mon-fry".into())
+        ))
+    );
+    let line = r.check(0).unwrap_err().to_string();
+    assert!(
+        line.starts_with("rule \"gpu\": when has an unknown day \"mon-fry\""),
+        "{line}"
+    );
+    let unnamed = rule("timeout = 60\nwhen = { hours = \"08:00-08:00\", tz = \"UTC\" }");
+    assert_eq!(
+        unnamed.check(4),
+        Err(RuleError::When(
+            "rule 5".into(),
+            WhenError::EmptyWindow("08:00-08:00".into())
+        ))
+    );
+    // Never consulted, but never applying either.
+    assert!(!unnamed.applies_at(chrono::Utc::now()));
+}
+
+#[test]
+fn never_may_have_a_schedule_and_applies_only_within_it() {
+    use chrono::TimeZone;
+    let exams =
+        rule("never = true\nwhen = { days = \"mon\", hours = \"09:00-12:00\", tz = \"UTC\" }");
+    assert_eq!(exams.check(0), Ok(()));
+    // 2026-03-09 is a Monday.
+    let at = |h| chrono::Utc.with_ymd_and_hms(2026, 3, 9, h, 0, 0).unwrap();
+    assert!(exams.applies_at(at(9)) && exams.applies_at(at(11)));
+    assert!(!exams.applies_at(at(8)) && !exams.applies_at(at(12)));
+    assert!(rule("never = true").applies_at(at(3)), "no when: always");
+}

@@ -233,3 +233,95 @@ fn a_rule_sets_only_what_it_says_and_max_age_zero_turns_age_off() {
         Some("flags".to_owned())
     );
 }
+
+/// The README's schedule example (GPU servers get 30 minutes in Berlin
+/// office hours, 10 minutes otherwise), read from README.md itself so that
+/// what it promises is what is tested.
+fn gpu_by_the_clock() -> CullPolicy {
+    let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+    let (_, block) = readme
+        .split_once("at weekends:\n\n```toml\n")
+        .expect("README.md shows the schedule example");
+    let (rules, _) = block.split_once("```").expect("the block ends");
+    assert!(rules.contains("when = {"), "{rules}");
+    with_rules(rules)
+}
+
+/// Judges a GPU server idle for 20 minutes at `at`: (action, rule index).
+fn gpu_idle_20_minutes_at(at: DateTime<Utc>) -> (Action, Option<usize>) {
+    let p = gpu_by_the_clock();
+    let student = member("student", &["students"]);
+    let last_activity = Some(Timestamp(at - Duration::minutes(20)));
+    let started = Some(Timestamp(at - Duration::hours(3)));
+    let gpu = with_options(
+        server(last_activity, started),
+        serde_json::json!({"profile": "gpu-a100"}),
+    );
+    let decision = judge_server(&p, at, &student, "", &gpu);
+    let (action, _, idle, _, rule) = brief(&decision);
+    assert_eq!(idle, Some(Elapsed(1200)));
+    (action, rule)
+}
+
+#[test]
+fn rules_gpu_servers_kept_20_minutes_idle_in_office_hours_culled_at_night() {
+    // Tuesday 2026-03-10, 10:00 in Berlin (CET): 30 minutes apply.
+    let office = Utc.with_ymd_and_hms(2026, 3, 10, 9, 0, 0).unwrap();
+    assert_eq!(gpu_idle_20_minutes_at(office), (Action::Keep, Some(0)));
+    // The same Tuesday at 23:00 in Berlin: 10 minutes.
+    let night = Utc.with_ymd_and_hms(2026, 3, 10, 22, 0, 0).unwrap();
+    assert_eq!(gpu_idle_20_minutes_at(night), (Action::Stop, Some(1)));
+    // Saturday 2026-03-14, 10:00 in Berlin: 10 minutes.
+    let saturday = Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap();
+    assert_eq!(gpu_idle_20_minutes_at(saturday), (Action::Stop, Some(1)));
+    // In summer time office hours still start at 08:00 in Berlin (06:00 UTC).
+    let summer_morning = Utc.with_ymd_and_hms(2026, 7, 7, 6, 0, 0).unwrap();
+    assert_eq!(
+        gpu_idle_20_minutes_at(summer_morning),
+        (Action::Keep, Some(0))
+    );
+    let summer_early = Utc.with_ymd_and_hms(2026, 7, 7, 5, 59, 0).unwrap();
+    assert_eq!(
+        gpu_idle_20_minutes_at(summer_early),
+        (Action::Stop, Some(1))
+    );
+}
+
+#[test]
+fn rules_out_of_schedule_fall_through_to_the_flags_for_users_too() {
+    let p = with_rules(
+        "[[rules]]\nname = \"exams\"\nuser = \"student*\"\nnever = true\n\
+         when = { days = \"mon\", hours = \"09:00-12:00\", tz = \"UTC\" }\n",
+    );
+    let mut student = member("student", &[]);
+    let exam = Utc.with_ymd_and_hms(2026, 3, 9, 10, 0, 0).unwrap();
+    let after = Utc.with_ymd_and_hms(2026, 3, 9, 12, 0, 0).unwrap();
+    student.last_activity = Some(Timestamp(exam - Duration::hours(2)));
+    let ancient = server(
+        Some(Timestamp(exam - Duration::hours(2))),
+        Some(Timestamp(exam - Duration::hours(3))),
+    );
+    assert_eq!(
+        brief(&judge_server(&p, exam, &student, "", &ancient)),
+        (Action::Keep, Reason::Never, None, None, Some(0))
+    );
+    assert_eq!(
+        brief(&judge_server(&p, after, &student, "", &ancient)).0,
+        Action::Stop,
+        "after the exam, --timeout (1 h) applies"
+    );
+    assert_eq!(
+        judge_server(&p, after, &student, "", &ancient)
+            .decided_by
+            .map(|by| by.to_string()),
+        Some("flags".to_owned())
+    );
+    assert_eq!(
+        user_brief(&judge_user(&p, exam, &student, Some(0))).map(|b| (b.0, b.4)),
+        Some((Action::Keep, Some(0)))
+    );
+    assert_eq!(
+        user_brief(&judge_user(&p, after, &student, Some(0))).map(|b| (b.0, b.4)),
+        Some((Action::Delete, None))
+    );
+}
