@@ -157,7 +157,11 @@ impl Notifier {
                     );
                     self.troubles.first = Some(err);
                 } else {
-                    debug!(self.log, "Could not deliver a {} event: {err}", kind.as_str());
+                    debug!(
+                        self.log,
+                        "Could not deliver a {} event: {err}",
+                        kind.as_str()
+                    );
                 }
             }
         }

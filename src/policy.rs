@@ -9,7 +9,9 @@
 //! them come the operator's policy rules ([`crate::rules`]): the first that
 //! matches a server (or a user) sets its timeout or max age, or exempts it.
 
-use crate::decision::{Action, Because, DecidedBy, Decision, Elapsed, InUse, Reason, Signal, Warning};
+use crate::decision::{
+    Action, Because, DecidedBy, Decision, Elapsed, InUse, Reason, Signal, Warning,
+};
 use crate::hub::Inside;
 use crate::hub::{Readiness, Server, Timestamp, User};
 use crate::rules::{Activity, Rule};
@@ -224,7 +226,10 @@ fn warning(
     };
     let idle = after(last_activity.or(beginning), timeout).map(|at| (at, Because::Idle));
     let old = after(beginning, max_age).map(|at| (at, Because::MaxAge));
-    let (deadline, because) = [idle, old].into_iter().flatten().min_by_key(|(at, _)| *at)?;
+    let (deadline, because) = [idle, old]
+        .into_iter()
+        .flatten()
+        .min_by_key(|(at, _)| *at)?;
     ((deadline - now).num_seconds() <= warn_before).then_some(Warning { deadline, because })
 }
 

@@ -495,7 +495,10 @@ mod parsed {
         let samples: Vec<_> = stuck.iter_samples().collect();
         assert_eq!(samples.len(), 1);
         assert_eq!(
-            samples[0].get_labelset().unwrap().get_label_value("pending"),
+            samples[0]
+                .get_labelset()
+                .unwrap()
+                .get_label_value("pending"),
             Some("spawn")
         );
         assert_eq!(number(&samples[0].value), 1.0);

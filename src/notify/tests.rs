@@ -73,7 +73,10 @@ fn only_a_warning_carries_a_deadline_and_other_events_say_the_decisions_reason()
 #[test]
 fn event_kinds_are_named_as_the_readme_says() {
     let names: Vec<_> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
-    assert_eq!(names, ["warn", "culled", "user_deleted", "stop_failed", "stuck"]);
+    assert_eq!(
+        names,
+        ["warn", "culled", "user_deleted", "stop_failed", "stuck"]
+    );
     for kind in EventKind::ALL {
         assert_eq!(
             serde_json::to_value(kind).unwrap(),

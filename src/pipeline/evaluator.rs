@@ -5,6 +5,7 @@
 
 use super::chaos::{self, Site};
 use super::executor::{Announce, DeleteUser, LookInside, StopServer};
+use super::followup::{Followup, Pending, Stuck};
 use super::guard::{self, guarded, Restartable, Restarted};
 use super::pool::{CommandError, Pool};
 use super::Tally;
@@ -13,7 +14,6 @@ use crate::hub::{DeleteOutcome, HubError, LookError, Server, Servers, StopOutcom
 use crate::logging::{debug_fields, error_fields, info_fields, warning, warning_fields, Log};
 use crate::metrics::Metrics;
 use crate::notify::{Event, EventKind, Notify};
-use super::followup::{Followup, Pending, Stuck};
 use crate::policy::{judge_inside, judge_server, judge_user, CullPolicy};
 use crate::report::{Outcome, Record, Records};
 use actix::prelude::*;

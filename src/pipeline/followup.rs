@@ -6,7 +6,9 @@
 //!
 //! It lives in memory only: a culler that restarts has forgotten its
 //! warnings, so a server in its warning window is warned once more, and
-//! its watch on a stuck server starts again from when it first sees it.
+//! its watch on a server stopping starts again from when it first sees it
+//! (a spawn's age comes from the hub: JupyterHub sets `started` as the
+//! spawn begins).
 //! What is not seen for two passes in a row (its user stopped it, or was
 //! deleted) is forgotten, so the memory holds only servers near a warning
 //! or pending, however large the hub.
@@ -213,9 +215,11 @@ impl Followup {
 
     /// `user`'s `server` was listed at `now`, pending `pending` (the hub's
     /// field: `spawn`, `stop`, `check`, or none) and started at `started`.
-    /// Says whether it is stuck: pending `spawn` or `stop`, or still
-    /// listed after its stop was accepted, for at least `--stuck-after`.
-    /// A server that started after its stop was accepted is a new one.
+    /// Says whether it is stuck: pending `spawn` (since `started`, which
+    /// JupyterHub sets as the spawn begins) or `stop` (since the culler
+    /// first saw it so), or still listed after its stop was accepted, for
+    /// at least `--stuck-after`. A server that started after its stop was
+    /// accepted is a new one.
     pub fn observe(
         &mut self,
         user: &str,
@@ -247,9 +251,16 @@ impl Followup {
                 return None;
             }
             (_, Some(pending)) => {
+                // JupyterHub sets `started` as a spawn begins: a spawn's
+                // age is known at first sight, even in a single pass. A
+                // stop's beginning is not in the model.
+                let since = match (pending, started) {
+                    (Pending::Spawn, Some(started)) if started <= now => started,
+                    _ => now,
+                };
                 let watch = Watch {
                     pending,
-                    since: now,
+                    since,
                     reported: false,
                     seen: pass,
                 };

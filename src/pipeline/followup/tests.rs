@@ -32,7 +32,10 @@ fn a_server_judged_with_no_warning_due_is_warned_again_next_time() {
     // Even with the same deadline (activity, then idle to the same second).
     assert!(memory.warn("ada", Some(""), at(10)));
     memory.unwarned("ada", None);
-    assert!(!memory.warn("ada", Some(""), at(10)), "the user's reset is not the server's");
+    assert!(
+        !memory.warn("ada", Some(""), at(10)),
+        "the user's reset is not the server's"
+    );
     assert!(memory.warn("ada", None, at(10)));
     memory.unwarned("ada", None);
     assert!(memory.warn("ada", None, at(10)));
@@ -79,7 +82,9 @@ fn a_spawn_pending_longer_than_stuck_after_is_stuck_and_reported_first_once() {
         })
     );
     memory.begin(4);
-    let again = memory.observe("ada", "", Some("spawn"), None, at(40)).unwrap();
+    let again = memory
+        .observe("ada", "", Some("spawn"), None, at(40))
+        .unwrap();
     assert!(!again.first);
     assert_eq!(again.since, Elapsed(2400));
     // The spawn finished: the watch ends.
@@ -89,18 +94,44 @@ fn a_spawn_pending_longer_than_stuck_after_is_stuck_and_reported_first_once() {
 }
 
 #[test]
+fn a_spawn_is_as_old_as_its_started_time_from_the_first_sight() {
+    let mut memory = Followup::new(THIRTY_MINUTES);
+    memory.begin(1);
+    let stuck = memory
+        .observe("ada", "", Some("spawn"), Some(at(-45)), at(0))
+        .unwrap();
+    assert_eq!((stuck.since, stuck.first), (Elapsed(2700), true));
+    // A start in the future (clock skew) counts from now.
+    assert_eq!(
+        memory.observe("bob", "", Some("spawn"), Some(at(5)), at(0)),
+        None
+    );
+    // A stop's `started` is the server's start, not the stop's.
+    assert_eq!(
+        memory.observe("cy", "", Some("stop"), Some(at(-600)), at(0)),
+        None
+    );
+}
+
+#[test]
 fn a_stop_accepted_with_202_is_stuck_while_the_server_is_still_listed() {
     let mut memory = Followup::new(THIRTY_MINUTES);
     memory.begin(1);
     memory.stop_accepted("ada", "gpu", at(0));
     memory.begin(2);
     // Pending stop, then still there as ready: both count from the 202.
-    assert_eq!(memory.observe("ada", "gpu", Some("stop"), Some(at(-60)), at(10)), None);
+    assert_eq!(
+        memory.observe("ada", "gpu", Some("stop"), Some(at(-60)), at(10)),
+        None
+    );
     memory.begin(3);
     let stuck = memory
         .observe("ada", "gpu", None, Some(at(-60)), at(31))
         .unwrap();
-    assert_eq!((stuck.pending, stuck.since, stuck.first), (Pending::Stop, Elapsed(1860), true));
+    assert_eq!(
+        (stuck.pending, stuck.since, stuck.first),
+        (Pending::Stop, Elapsed(1860), true)
+    );
 }
 
 #[test]
@@ -119,7 +150,9 @@ fn a_pending_stop_seen_without_a_202_is_watched_from_when_first_seen() {
     memory.begin(1);
     assert_eq!(memory.observe("ada", "", Some("stop"), None, at(0)), None);
     memory.begin(2);
-    let stuck = memory.observe("ada", "", Some("stop"), None, at(30)).unwrap();
+    let stuck = memory
+        .observe("ada", "", Some("stop"), None, at(30))
+        .unwrap();
     assert_eq!(stuck.pending, Pending::Stop);
     // Pending something else (a check, a rename) is not watched.
     assert_eq!(memory.observe("bob", "", Some("check"), None, at(30)), None);
@@ -136,6 +169,9 @@ fn without_stuck_after_nothing_is_watched() {
     memory.stop_accepted("ada", "", at(0));
     assert_eq!(memory.observe("ada", "", Some("spawn"), None, at(0)), None);
     memory.begin(2);
-    assert_eq!(memory.observe("ada", "", Some("spawn"), None, at(999)), None);
+    assert_eq!(
+        memory.observe("ada", "", Some("spawn"), None, at(999)),
+        None
+    );
     assert!(memory.is_empty());
 }

@@ -10,4 +10,5 @@ pub mod kernels;
 pub mod process;
 #[allow(dead_code)]
 pub mod real_hub;
+pub mod receiver;
 pub mod scenario;

@@ -381,6 +381,15 @@ impl FakeHub {
         self.state().add_user(user);
     }
 
+    /// Changes a user's server while the hub runs (activity, a spawn
+    /// that finishes); panics if there is no such server.
+    pub fn update_server(&self, user: &str, server: &str, change: impl FnOnce(&mut FakeServer)) {
+        self.hub.update(|s| {
+            let u = s.user_mut(user).expect("no such user");
+            change(u.servers.get_mut(server).expect("no such server"));
+        });
+    }
+
     /// Whether the user still exists.
     pub fn has_user(&self, name: &str) -> bool {
         self.state().user(name).is_some()
