@@ -29,12 +29,14 @@ fn mixed_hub() -> crate::support::fake_hub::FakeHub {
             .user(busy_user("busy"))
             .user(gone_user("gone"))
             .user(
-                // Listed (its lab is ready), its default server spawning.
+                // Listed (its lab is ready), its default server spawning
+                // for a minute (a spawn pending longer than --stuck-after
+                // is stuck: tests/it/stuck.rs).
                 FakeUser::new("spawning")
                     .idle_for(hours(2))
                     .server(
                         FakeServer::default_server()
-                            .idle_for(hours(2))
+                            .idle_for(secs(60))
                             .pending(Some("spawn")),
                     )
                     .server(FakeServer::named("lab").idle_for(secs(60))),

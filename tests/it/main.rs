@@ -18,6 +18,7 @@ mod policy_rules;
 mod properties;
 mod real_hub;
 mod real_hub_activity;
+mod real_hub_notify;
 mod recovery;
 mod server_activity;
 mod stuck;
