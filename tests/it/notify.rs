@@ -376,3 +376,32 @@ fn users_are_warned_before_cull_users_deletes_them_and_told_when_it_does() {
         assert!(event.json["server"].is_null(), "{:?}", event.json);
     }
 }
+
+#[test]
+fn a_stop_that_fails_or_is_refused_is_told_with_the_error_and_the_others_culled() {
+    use crate::support::fake_hub::Fault;
+    let hub = start(
+        HubConfig::new()
+            .user(idle_user("broken"))
+            .user(idle_user("locked"))
+            .user(idle_user("fine"))
+            .fault(Fault::error("DELETE", "/users/broken/server", 500, "spawner crashed"))
+            .fault(Fault::missing_scope("DELETE", "/users/locked/server", "delete:servers")),
+    );
+    let receiver = Receiver::start();
+    let out = once(&hub)
+        .args([TIMEOUT_1H, "--retries=1", FAST_RETRIES])
+        .arg(format!("--notify-url={}", receiver.url()))
+        .run();
+    out.assert_failure();
+    let events = receiver.events();
+    assert_eq!(kinds(&events, "fine"), ["culled"], "{out}");
+    assert_eq!(kinds(&events, "broken"), ["stop_failed"], "{out}");
+    assert_eq!(kinds(&events, "locked"), ["stop_failed"], "{out}");
+    let detail = |user: &str| {
+        let event = events.iter().find(|e| e.user() == user).unwrap();
+        event.json["detail"].as_str().unwrap().to_owned()
+    };
+    assert!(detail("broken").contains("500"), "{}", detail("broken"));
+    assert!(detail("locked").contains("delete:servers"), "{}", detail("locked"));
+}

@@ -548,3 +548,4 @@ fn an_https_proxy_is_checked_with_the_system_roots_though_the_hub_is_http() {
     .unwrap();
     assert!(s.hub.tls.is_some(), "an https proxy needs TLS roots");
 }
+mod notify;
