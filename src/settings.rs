@@ -226,15 +226,7 @@ fn hub(
         None | Some("") => return Err(SettingsError::MissingProxyUrl),
         Some(url) => Some(ProxyConfig {
             url: check_url(url)?,
-            timeout: match seconds("--activity-timeout", &raw.activity_timeout)? {
-                limit if limit.is_zero() => {
-                    return Err(SettingsError::NotSeconds {
-                        flag: "--activity-timeout",
-                        value: "0".to_owned(),
-                    })
-                }
-                limit => limit,
-            },
+            timeout: positive_seconds("--activity-timeout", &raw.activity_timeout)?,
         }),
     };
     let https = |url: &str| url.to_ascii_lowercase().starts_with("https://");
@@ -245,8 +237,7 @@ fn hub(
             .unwrap_or("internal-ssl");
         Some(internal_ssl(Path::new(location)).map_err(SettingsError::Tls)?)
     } else if https(&base_url) || proxy.as_ref().is_some_and(|p| https(&p.url)) {
-        let bundle = env("SSL_CERT_FILE").filter(|f| !f.trim().is_empty());
-        Some(system_roots(bundle.as_deref().map(Path::new)).map_err(SettingsError::SystemRoots)?)
+        Some(roots(env)?)
     } else {
         None
     };
@@ -346,32 +337,10 @@ fn notify(
         }
         return Ok(None);
     }
-    let timeout = match seconds("--notify-timeout", &raw.notify_timeout)? {
-        limit if limit.is_zero() => {
-            return Err(SettingsError::NotSeconds {
-                flag: "--notify-timeout",
-                value: "0".to_owned(),
-            })
-        }
-        limit => limit,
-    };
-    let retries = whole("--notify-retries", &raw.notify_retries)?;
-    let retries = u32::try_from(retries)
-        .ok()
-        .filter(|&n| n <= MAX_RETRIES)
-        .ok_or(SettingsError::OutOfRange {
-            flag: "--notify-retries",
-            value: retries,
-            allowed: "at most 20 retries",
-        })?;
+    let timeout = positive_seconds("--notify-timeout", &raw.notify_timeout)?;
+    let retries = retry_count("--notify-retries", &raw.notify_retries)?;
     let tls = match &url {
-        Some(url) if url.to_ascii_lowercase().starts_with("https://") => {
-            let bundle = env("SSL_CERT_FILE").filter(|f| !f.trim().is_empty());
-            Some(
-                system_roots(bundle.as_deref().map(Path::new))
-                    .map_err(SettingsError::SystemRoots)?,
-            )
-        }
+        Some(url) if url.to_ascii_lowercase().starts_with("https://") => Some(roots(env)?),
         _ => None,
     };
     if url.is_some() && secret.is_none() {
@@ -417,15 +386,7 @@ fn requests(
     };
     let api_page_size = Some(whole("--api-page-size", &raw.api_page_size)?).filter(|&n| n > 0);
     let mut retry = RetryPolicy::default();
-    let retries = whole("--retries", &raw.retries)?;
-    retry.retries = u32::try_from(retries)
-        .ok()
-        .filter(|&n| n <= MAX_RETRIES)
-        .ok_or(SettingsError::OutOfRange {
-            flag: "--retries",
-            value: retries,
-            allowed: "at most 20 retries",
-        })?;
+    retry.retries = retry_count("--retries", &raw.retries)?;
     retry.base_delay = seconds("--retry-delay", &raw.retry_delay)?.min(retry.max_delay);
     Ok((concurrency, retry, api_page_size))
 }
@@ -560,6 +521,39 @@ fn logging(raw: &RawArgs) -> Result<(LogLevel, LogFormat), SettingsError> {
 
 /// Reads a whole, non-negative number of a flag that always has a value
 /// (its default, when not given).
+/// A count of retries: at most [`MAX_RETRIES`].
+fn retry_count(flag: &'static str, value: &Option<String>) -> Result<u32, SettingsError> {
+    let retries = whole(flag, value)?;
+    u32::try_from(retries)
+        .ok()
+        .filter(|&n| n <= MAX_RETRIES)
+        .ok_or(SettingsError::OutOfRange {
+            flag,
+            value: retries,
+            allowed: "at most 20 retries",
+        })
+}
+
+/// Seconds above 0: a time limit of nothing would fail everything.
+fn positive_seconds(flag: &'static str, value: &Option<String>) -> Result<Duration, SettingsError> {
+    match seconds(flag, value)? {
+        limit if limit.is_zero() => Err(SettingsError::NotSeconds {
+            flag,
+            value: "0".to_owned(),
+        }),
+        limit => Ok(limit),
+    }
+}
+
+/// The CA roots an `https://` URL is checked with: the system's bundle,
+/// or `SSL_CERT_FILE`.
+fn roots(
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Arc<rustls::ClientConfig>, SettingsError> {
+    let bundle = env("SSL_CERT_FILE").filter(|f| !f.trim().is_empty());
+    system_roots(bundle.as_deref().map(Path::new)).map_err(SettingsError::SystemRoots)
+}
+
 fn whole(flag: &'static str, value: &Option<String>) -> Result<u64, SettingsError> {
     let text = value.as_deref().unwrap_or_default();
     number(flag, Some(text)).map(Option::unwrap_or_default)

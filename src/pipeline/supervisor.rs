@@ -53,8 +53,9 @@ pub struct Supervisor {
     log: Log,
     budget: RestartBudget,
     pipeline: Option<Pipeline>,
-    /// The signal that began the stop, once one did.
+    /// The signal that began the stop, once one did, and when.
     stopping: Option<Signal>,
+    stop_began: Option<Instant>,
     /// Whether the process is ending already.
     ending: bool,
 }
@@ -70,23 +71,27 @@ impl Supervisor {
             budget: RestartBudget::new(RestartLimit::default()),
             pipeline: None,
             stopping: None,
+            stop_began: None,
             ending: false,
         }
     }
 
     /// Ends the process: the one place that does. Events still queued
-    /// for the receivers are delivered first, for at most
-    /// `--stop-timeout` (not when the culler gives up: it may be what
-    /// fails).
+    /// for the receivers are delivered first, within `--stop-timeout` (from
+    /// the stop signal, when one began the stop; not when the culler gives
+    /// up: it may be what fails).
     fn end(&mut self, exit: Exit, ctx: &mut Context<Self>) {
         if self.ending {
             return;
         }
         self.ending = true;
         let notifier = self.pipeline.as_ref().and_then(|p| p.notifier.clone());
+        let limit = match self.stop_began {
+            Some(began) => self.settings.stop_timeout.saturating_sub(began.elapsed()),
+            None => self.settings.stop_timeout,
+        };
         match notifier {
-            Some(notifier) if exit != Exit::GaveUp => {
-                let limit = self.settings.stop_timeout;
+            Some(notifier) if exit != Exit::GaveUp && !limit.is_zero() => {
                 let drained = async move {
                     actix_rt::time::timeout(limit, notifier.send(Drain))
                         .await
@@ -96,8 +101,8 @@ impl Supervisor {
                     if !drained {
                         warning!(
                             supervisor.log,
-                            "Stopping with events not delivered after {} s",
-                            Seconds(limit)
+                            "Stopping with events not delivered (--stop-timeout={} s)",
+                            Seconds(supervisor.settings.stop_timeout)
                         );
                     }
                     System::current().stop_with_code(exit.code());
@@ -327,11 +332,13 @@ impl Handler<Received> for Supervisor {
     fn handle(&mut self, Received(signal): Received, ctx: &mut Context<Self>) {
         if self.stopping.is_some() {
             warning!(self.log, "Received {} again: stopping now", signal.name());
-            let exit = self.stop_code(signal);
-            self.end(exit, ctx);
+            // Even while queued events are being delivered.
+            self.ending = true;
+            System::current().stop_with_code(self.stop_code(signal).code());
             return;
         }
         self.stopping = Some(signal);
+        self.stop_began = Some(Instant::now());
         let Some(pipeline) = &self.pipeline else {
             let exit = self.stop_code(signal);
             self.end(exit, ctx);

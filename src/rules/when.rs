@@ -13,8 +13,8 @@
 //! ([`WhenSetting`]) so that [`super::Rule::check`] can name the rule it is
 //! in when the config file is refused.
 
-use chrono::{DateTime, Datelike, Timelike, Utc, Weekday};
-use chrono_tz::Tz;
+use chrono::{DateTime, Utc, Weekday};
+use jiff::tz::TimeZone;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
@@ -45,8 +45,24 @@ pub struct When {
     /// The windows of the day, never empty (absent `hours` is the whole day).
     windows: Vec<Window>,
     /// The zone the days and hours are in.
-    tz: Tz,
+    tz: Zone,
 }
+
+/// A time zone from the IANA database, with the name it was given (two
+/// zones are the same when their names are).
+#[derive(Clone, Debug)]
+struct Zone {
+    name: String,
+    zone: TimeZone,
+}
+
+impl PartialEq for Zone {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Zone {}
 
 impl When {
     /// Reads a schedule from what a rule wrote: `days` and `hours` are
@@ -72,7 +88,10 @@ impl When {
         };
         let tz = match tz {
             Some(name) => parse_zone(name)?,
-            None => Tz::UTC,
+            None => Zone {
+                name: "UTC".to_owned(),
+                zone: TimeZone::UTC,
+            },
         };
         Ok(When { days, windows, tz })
     }
@@ -82,9 +101,15 @@ impl When {
     /// after midnight belong to the day it started, so that "fri" with
     /// "22:00-06:00" is Friday night, not the early hours of Friday.
     pub fn contains(&self, now: DateTime<Utc>) -> bool {
-        let local = now.with_timezone(&self.tz);
-        let minute = local.hour() * 60 + local.minute();
-        let today = local.weekday();
+        let Ok(instant) = jiff::Timestamp::from_second(now.timestamp()) else {
+            // Beyond jiff's range (years ±9999): no schedule is meant there.
+            return false;
+        };
+        let local = self.tz.zone.to_datetime(instant);
+        let minute =
+            u32::from(local.hour().unsigned_abs()) * 60 + u32::from(local.minute().unsigned_abs());
+        let today =
+            DAY_NAMES[usize::from(local.weekday().to_monday_zero_offset().unsigned_abs())].1;
         self.windows.iter().any(|window| {
             if window.start < window.end {
                 self.days.has(today) && window.start <= minute && minute < window.end
@@ -139,7 +164,7 @@ pub enum WhenError {
     EmptyWindow(String),
     /// A time zone that is not in the IANA database (the text given, and
     /// the right spelling when only the case was wrong).
-    UnknownZone(String, Option<&'static str>),
+    UnknownZone(String, Option<String>),
 }
 
 impl fmt::Display for WhenError {
@@ -253,14 +278,24 @@ fn parse_time(text: &str) -> Option<u32> {
 
 /// `tz`: an exact IANA name; a name wrong only in its case is refused too
 /// (the database is case-sensitive), but with the right spelling offered.
-fn parse_zone(name: &str) -> Result<Tz, WhenError> {
-    name.parse::<Tz>().map_err(|_| {
-        let right = chrono_tz::TZ_VARIANTS
-            .iter()
-            .map(|tz| tz.name())
-            .find(|known| known.eq_ignore_ascii_case(name.trim()));
-        WhenError::UnknownZone(name.to_owned(), right)
-    })
+fn parse_zone(name: &str) -> Result<Zone, WhenError> {
+    let db = jiff::tz::db();
+    // The database finds names in any case; the culler asks for the
+    // exact one, so that what the log says is what was written.
+    let exact = db.available().find(|known| known.as_str() == name);
+    match (exact, db.get(name)) {
+        (Some(_), Ok(zone)) => Ok(Zone {
+            name: name.to_owned(),
+            zone,
+        }),
+        _ => {
+            let right = db
+                .available()
+                .find(|known| known.as_str().eq_ignore_ascii_case(name.trim()))
+                .map(|known| known.as_str().to_owned());
+            Err(WhenError::UnknownZone(name.to_owned(), right))
+        }
+    }
 }
 
 /// A rule's `when` as read from the config file: the schedule it means, or

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::support::culler::{Culler, RunningCuller};
+use crate::support::culler::{Culler, CullerOutput, RunningCuller};
 use crate::support::fake_hub::{ago, FakeHub, FakeServer, FakeUser, HubConfig};
 use crate::support::receiver::{Received, Receiver};
 use crate::support::scenario::*;
@@ -160,19 +160,26 @@ fn without_a_secret_events_are_unsigned_and_the_operator_is_told() {
     assert_eq!(told.len(), 1, "{out}");
 }
 
-#[test]
-fn a_slow_receiver_never_delays_culling_and_the_exit_waits_only_stop_timeout() {
-    let hub = start(HubConfig::new().users(idle_users(30)));
+/// One pass culling `users` idle users while the receiver holds every
+/// delivery for a minute; the culler may wait 1 s for it at the end.
+fn culling_with_a_slow_receiver(users: usize) -> (FakeHub, Receiver, CullerOutput) {
+    let hub = start(HubConfig::new().users(idle_users(users)));
     let receiver = Receiver::start();
     receiver.delay(secs(60));
     let out = once(&hub)
         .arg(TIMEOUT_1H)
         .args(["--stop-timeout=1", "--notify-timeout=30"])
         .arg(format!("--notify-url={}", receiver.url()))
-        .deadline(secs(20))
+        .deadline(secs(60))
         .run();
     out.assert_success();
-    assert_eq!(hub.stopped_servers().len(), 30, "{out}");
+    assert_eq!(hub.stopped_servers().len(), users, "{out}");
+    (hub, receiver, out)
+}
+
+#[test]
+fn a_slow_receiver_never_delays_culling_and_the_exit_waits_only_stop_timeout() {
+    let (_hub, receiver, out) = culling_with_a_slow_receiver(30);
     let finished = lines_with(&out, &["Pass finished in"]);
     let took: f64 = finished[0]
         .split("Pass finished in ")
@@ -185,7 +192,11 @@ fn a_slow_receiver_never_delays_culling_and_the_exit_waits_only_stop_timeout() {
         "the pass waited for the receiver: {took} s\n{out}"
     );
     assert_eq!(
-        lines_with(&out, &["Stopping with events not delivered after 1 s"]).len(),
+        lines_with(
+            &out,
+            &["Stopping with events not delivered (--stop-timeout=1 s)"]
+        )
+        .len(),
         1,
         "{out}"
     );
@@ -238,17 +249,7 @@ fn a_receiver_answering_errors_is_retried_then_given_up_on() {
 fn a_full_queue_drops_the_events_past_it_counts_them_and_culls_everyone() {
     // 1,100 culls; the receiver holds the first 4 deliveries (the most at
     // once) for a minute, the queue keeps 1,000: 96 are dropped.
-    let hub = start(HubConfig::new().users(idle_users(1100)));
-    let receiver = Receiver::start();
-    receiver.delay(secs(60));
-    let out = once(&hub)
-        .arg(TIMEOUT_1H)
-        .args(["--stop-timeout=1", "--notify-timeout=30"])
-        .arg(format!("--notify-url={}", receiver.url()))
-        .deadline(secs(60))
-        .run();
-    out.assert_success();
-    assert_eq!(hub.stopped_servers().len(), 1100);
+    let (_hub, _receiver, out) = culling_with_a_slow_receiver(1100);
     let dropping = lines_with(&out, &["Dropping events: 1000 are waiting"]);
     assert_eq!(dropping.len(), 1, "{out}");
     let summary = lines_with(
@@ -385,8 +386,17 @@ fn a_stop_that_fails_or_is_refused_is_told_with_the_error_and_the_others_culled(
             .user(idle_user("broken"))
             .user(idle_user("locked"))
             .user(idle_user("fine"))
-            .fault(Fault::error("DELETE", "/users/broken/server", 500, "spawner crashed"))
-            .fault(Fault::missing_scope("DELETE", "/users/locked/server", "delete:servers")),
+            .fault(Fault::error(
+                "DELETE",
+                "/users/broken/server",
+                500,
+                "spawner crashed",
+            ))
+            .fault(Fault::missing_scope(
+                "DELETE",
+                "/users/locked/server",
+                "delete:servers",
+            )),
     );
     let receiver = Receiver::start();
     let out = once(&hub)
@@ -403,5 +413,38 @@ fn a_stop_that_fails_or_is_refused_is_told_with_the_error_and_the_others_culled(
         event.json["detail"].as_str().unwrap().to_owned()
     };
     assert!(detail("broken").contains("500"), "{}", detail("broken"));
-    assert!(detail("locked").contains("delete:servers"), "{}", detail("locked"));
+    assert!(
+        detail("locked").contains("delete:servers"),
+        "{}",
+        detail("locked")
+    );
+}
+
+#[test]
+fn a_stop_signal_waits_for_a_slow_receiver_only_within_stop_timeout() {
+    let hub = start(HubConfig::new().users(idle_users(5)));
+    let receiver = Receiver::start();
+    receiver.delay(secs(60));
+    let culler = Culler::against(hub.url(), TOKEN)
+        .args([TIMEOUT_1H, "--cull-every=600", "--stop-timeout=2"])
+        .arg(format!("--notify-url={}", receiver.url()))
+        .spawn();
+    assert!(
+        culler.wait_for_log("Pass finished", secs(20)),
+        "{}",
+        culler.stderr_so_far()
+    );
+    culler.signal("TERM");
+    let out = culler.wait(secs(20));
+    out.assert_success();
+    assert!(out.elapsed < secs(15), "{out}");
+    assert_eq!(
+        lines_with(
+            &out,
+            &["Stopping with events not delivered (--stop-timeout=2 s)"]
+        )
+        .len(),
+        1,
+        "{out}"
+    );
 }

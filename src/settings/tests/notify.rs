@@ -32,7 +32,10 @@ fn a_notify_url_takes_its_timeout_retries_and_the_secret_from_the_environment() 
     .unwrap();
     let notify = s.notify.expect("events go somewhere");
     let receivers = &notify.receivers;
-    assert_eq!(receivers.url.as_deref(), Some("http://127.0.0.1:8000/events"));
+    assert_eq!(
+        receivers.url.as_deref(),
+        Some("http://127.0.0.1:8000/events")
+    );
     assert_eq!(receivers.command, None);
     assert_eq!(receivers.timeout, Duration::from_millis(2500));
     assert_eq!(receivers.retries, 4);
@@ -50,7 +53,10 @@ fn a_notify_url_takes_its_timeout_retries_and_the_secret_from_the_environment() 
 fn a_command_alone_needs_no_secret_and_no_url() {
     let s = settings(&["--notify-command=logger -t culler"], HUB).unwrap();
     let notify = s.notify.unwrap();
-    assert_eq!(notify.receivers.command.as_deref(), Some("logger -t culler"));
+    assert_eq!(
+        notify.receivers.command.as_deref(),
+        Some("logger -t culler")
+    );
     assert_eq!(notify.receivers.url, None);
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
 }
@@ -73,7 +79,11 @@ fn what_is_accepted_but_probably_not_meant_is_a_warning() {
     // Warning as soon as a server is idle.
     let s = settings(&["--warn-before=600", "--notify-command=true"], HUB).unwrap();
     assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
-    assert!(s.warnings[0].contains("as soon as they are idle"), "{:?}", s.warnings);
+    assert!(
+        s.warnings[0].contains("as soon as they are idle"),
+        "{:?}",
+        s.warnings
+    );
     let s = settings(&["--warn-before=599", "--notify-command=true"], HUB).unwrap();
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
 }
