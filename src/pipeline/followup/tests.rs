@@ -49,6 +49,7 @@ fn what_is_not_seen_for_two_passes_is_forgotten() {
     memory.warn("bob", None, at(10));
     memory.observe("cy", "", Some("spawn"), None, at(0));
     assert_eq!(memory.len(), 3);
+    assert!(!memory.is_empty());
     memory.begin(2);
     assert_eq!(memory.len(), 3, "not seen in pass 2 yet");
     memory.begin(3);
@@ -106,6 +107,10 @@ fn a_spawn_is_as_old_as_its_started_time_from_the_first_sight() {
         memory.observe("bob", "", Some("spawn"), Some(at(5)), at(0)),
         None
     );
+    // ... so it is stuck 30 minutes after it was first seen, not after
+    // its claimed start.
+    let skewed = memory.observe("bob", "", Some("spawn"), Some(at(5)), at(30));
+    assert_eq!(skewed.map(|s| s.since), Some(Elapsed(1800)));
     // A stop's `started` is the server's start, not the stop's.
     assert_eq!(
         memory.observe("cy", "", Some("stop"), Some(at(-600)), at(0)),
@@ -174,4 +179,13 @@ fn without_stuck_after_nothing_is_watched() {
         None
     );
     assert!(memory.is_empty());
+}
+
+#[test]
+fn pending_is_named_as_the_hub_and_the_metric_name_it() {
+    assert_eq!(Pending::Stop.as_str(), "stop");
+    assert_eq!(Pending::Spawn.as_str(), "spawn");
+    for pending in [Pending::Stop, Pending::Spawn] {
+        assert!(crate::metrics::STUCK_PENDING.contains(&pending.as_str()));
+    }
 }
