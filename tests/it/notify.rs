@@ -48,6 +48,16 @@ fn wait_for_passes(hub: &FakeHub, n: usize) {
     assert!(listed, "fewer than {n} passes in 30 s");
 }
 
+/// A hub with `gone`, idle for 2 h (culled), and `soon`, 300 s from its
+/// timeout (warned with --warn-before=600).
+fn gone_and_soon() -> FakeHub {
+    start(
+        HubConfig::new()
+            .user(idle_user("gone"))
+            .user(idle_for("soon", secs(3300))),
+    )
+}
+
 fn kinds(events: &[Received], user: &str) -> Vec<String> {
     events
         .iter()
@@ -99,11 +109,7 @@ fn a_warning_comes_once_per_idle_period_and_the_cull_after_it() {
 
 #[test]
 fn each_event_is_signed_names_its_kind_and_never_carries_the_token() {
-    let hub = start(
-        HubConfig::new()
-            .user(idle_user("gone"))
-            .user(idle_for("soon", secs(3300))),
-    );
+    let hub = gone_and_soon();
     let receiver = Receiver::start();
     let out = once(&hub)
         .args([TIMEOUT_1H, WARN_10_MIN])
@@ -267,11 +273,7 @@ fn a_command_gets_each_event_on_stdin_with_its_kind_in_the_environment() {
         "f=$(mktemp '{}/event.XXXXXX') && printf '%s ' \"$CULLER_EVENT\" > \"$f\" && cat >> \"$f\"",
         dir.path().display()
     );
-    let hub = start(
-        HubConfig::new()
-            .user(idle_user("gone"))
-            .user(idle_for("soon", secs(3300))),
-    );
+    let hub = gone_and_soon();
     let out = once(&hub)
         .args([TIMEOUT_1H, WARN_10_MIN])
         .arg(format!("--notify-command={command}"))
@@ -313,11 +315,7 @@ fn a_failing_command_is_named_with_what_it_said() {
 
 #[test]
 fn a_dry_run_tells_no_one_but_logs_who_would_be_warned() {
-    let hub = start(
-        HubConfig::new()
-            .user(idle_user("gone"))
-            .user(idle_for("soon", secs(3300))),
-    );
+    let hub = gone_and_soon();
     let receiver = Receiver::start();
     let out = once(&hub)
         .args([TIMEOUT_1H, WARN_10_MIN, "--dry-run"])
