@@ -418,13 +418,15 @@ fn a_stop_that_fails_or_is_refused_is_told_with_the_error_and_the_others_culled(
     );
 }
 
-#[test]
-fn a_stop_signal_waits_for_a_slow_receiver_only_within_stop_timeout() {
+/// A culler between passes, its 5 culls' events held by a receiver that
+/// answers after a minute.
+fn waiting_on_a_slow_receiver(stop_timeout: &str) -> (FakeHub, Receiver, RunningCuller) {
     let hub = start(HubConfig::new().users(idle_users(5)));
     let receiver = Receiver::start();
     receiver.delay(secs(60));
     let culler = Culler::against(hub.url(), TOKEN)
-        .args([TIMEOUT_1H, "--cull-every=600", "--stop-timeout=2"])
+        .args([TIMEOUT_1H, "--cull-every=600"])
+        .arg(format!("--stop-timeout={stop_timeout}"))
         .arg(format!("--notify-url={}", receiver.url()))
         .spawn();
     assert!(
@@ -432,6 +434,12 @@ fn a_stop_signal_waits_for_a_slow_receiver_only_within_stop_timeout() {
         "{}",
         culler.stderr_so_far()
     );
+    (hub, receiver, culler)
+}
+
+#[test]
+fn a_stop_signal_waits_for_a_slow_receiver_only_within_stop_timeout() {
+    let (_hub, _receiver, culler) = waiting_on_a_slow_receiver("2");
     culler.signal("TERM");
     let out = culler.wait(secs(20));
     out.assert_success();
@@ -445,4 +453,20 @@ fn a_stop_signal_waits_for_a_slow_receiver_only_within_stop_timeout() {
         1,
         "{out}"
     );
+}
+
+#[test]
+fn a_second_stop_signal_ends_the_wait_for_a_slow_receiver_at_once() {
+    let (_hub, _receiver, culler) = waiting_on_a_slow_receiver("60");
+    culler.signal("TERM");
+    assert!(
+        culler.wait_for_log("between passes; stopping", secs(10)),
+        "{}",
+        culler.stderr_so_far()
+    );
+    culler.signal("TERM");
+    let out = culler.wait(secs(20));
+    out.assert_success();
+    assert!(out.elapsed < secs(15), "waited for the receiver: {out}");
+    assert_eq!(lines_with(&out, &["again: stopping now"]).len(), 1, "{out}");
 }
