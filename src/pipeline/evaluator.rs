@@ -50,7 +50,8 @@ pub struct Mode {
     pub events: Option<Recipient<Notify>>,
 }
 
-/// Judges users and dispatches commands; holds no per-pass state.
+/// Judges users and dispatches commands; holds no per-pass state (what it
+/// remembers from pass to pass is its [`Followup`]).
 pub struct Evaluator {
     policy: Rc<CullPolicy>,
     /// Shared by the page's jobs: cloning the pool's address allocates.

@@ -89,10 +89,11 @@ impl UserJob {
             stuck.since
         );
         self.looks.metrics.server_stuck(pending);
-        let mut event = Event::of(EventKind::Stuck, &decision, self.now)
-            .with_detail(format!("{what} for {}", stuck.since));
-        event.reason = format!("stuck {pending}");
-        self.send(event);
+        self.send(|| Event {
+            reason: format!("stuck {pending}"),
+            ..Event::of(EventKind::Stuck, &decision, self.now)
+                .with_detail(format!("{what} for {}", stuck.since))
+        });
         if listed_pending && !decision.action.culls() {
             self.report(&decision, Some(Outcome::Stuck));
         }
@@ -102,22 +103,19 @@ impl UserJob {
     /// Makes the event `kind` about `decision`, with `detail`, when events
     /// go somewhere and this is not a dry run (a dry run tells no one).
     pub(super) fn notify(&self, kind: EventKind, decision: &Decision<'_>, detail: Option<String>) {
-        if self.mode.events.is_none() || self.mode.dry_run {
-            return;
-        }
-        let mut event = Event::of(kind, decision, self.now);
-        event.detail = detail;
-        self.send(event);
+        self.send(|| Event {
+            detail,
+            ..Event::of(kind, decision, self.now)
+        });
     }
 
-    /// Hands `event` to the Notifier without waiting (its queue is the
-    /// bound, and culling never waits for a receiver).
-    fn send(&self, event: Event) {
-        if self.mode.dry_run {
-            return;
-        }
-        if let Some(events) = &self.mode.events {
-            events.do_send(Notify(event));
+    /// Hands the event `make` makes to the Notifier without waiting (its
+    /// queue is the bound, and culling never waits for a receiver); makes
+    /// none when events go nowhere or in a dry run.
+    fn send(&self, make: impl FnOnce() -> Event) {
+        let events = self.mode.events.as_ref().filter(|_| !self.mode.dry_run);
+        if let Some(events) = events {
+            events.do_send(Notify(make()));
         }
     }
 }
