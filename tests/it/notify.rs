@@ -470,3 +470,29 @@ fn a_second_stop_signal_ends_the_wait_for_a_slow_receiver_at_once() {
     assert!(out.elapsed < secs(15), "waited for the receiver: {out}");
     assert_eq!(lines_with(&out, &["again: stopping now"]).len(), 1, "{out}");
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature: run scripts/test"
+)]
+fn a_culler_that_gives_up_does_not_wait_for_the_receiver() {
+    // The scheduler fails as each pass ends, after its culls were told:
+    // the restart budget runs out with events still on their way.
+    let hub = start(HubConfig::new().users(idle_users(20)));
+    let receiver = Receiver::start();
+    receiver.delay(secs(60));
+    let out = Culler::against(hub.url(), TOKEN)
+        .args([TIMEOUT_1H, "--cull-every=1", "--stop-timeout=60"])
+        .arg(format!("--notify-url={}", receiver.url()))
+        .env("CULLER_TEST_PANIC", "scheduler:*")
+        .deadline(secs(40))
+        .run();
+    assert_eq!(out.status.code(), Some(3), "{out}");
+    assert_eq!(hub.stopped_servers().len(), 20, "{out}");
+    assert!(out.elapsed < secs(30), "it waited for the receiver: {out}");
+    assert!(
+        lines_with(&out, &["events not delivered"]).is_empty(),
+        "{out}"
+    );
+}
