@@ -164,3 +164,40 @@ fn with_stuck_after_0_only_ready_users_are_listed_as_upstream_does() {
         .all(|l| l.state.as_deref() == Some("ready")));
     assert!(lines_with(&out, &["stuck"]).is_empty(), "{out}");
 }
+
+#[test]
+fn a_server_still_running_after_its_stop_was_accepted_is_reported_as_stuck() {
+    let hub = start(HubConfig::new().user(idle_user("lost").slow_stop(true)));
+    let receiver = Receiver::start();
+    let culler = Culler::against(hub.url(), TOKEN)
+        .args([TIMEOUT_1H, "--cull-every=1", "--stuck-after=2"])
+        .arg(format!("--notify-url={}", receiver.url()))
+        .spawn();
+    receiver.wait_for("culled", 1, secs(30));
+    // The spawner lost the stop: the server is back, ready and in use,
+    // with the start it had.
+    hub.update_server("lost", "", |s| {
+        s.pending = None;
+        s.ready = true;
+        s.last_activity = Some(ago(secs(1)));
+    });
+    let events = receiver.wait_for("stuck", 1, secs(30));
+    let output = culler.kill();
+    let stuck = &events.iter().find(|e| e.kind() == "stuck").unwrap().json;
+    assert_eq!(stuck["reason"], "stuck stop");
+    let detail = stuck["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("still running after the hub accepted to stop it for"),
+        "{detail}"
+    );
+    let warned = lines_with(
+        &output,
+        &[
+            "Server lost is stuck: still running after the hub accepted to stop it",
+            "its spawner may have lost it",
+        ],
+    );
+    assert_eq!(warned.len(), 1, "{output}");
+    // In use: kept, not stopped again.
+    assert_eq!(hub.deletes().len(), 1, "{output}");
+}
